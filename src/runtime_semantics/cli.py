@@ -1,0 +1,84 @@
+"""The one command-line entry: `runtime-semantics` / `python -m runtime_semantics`.
+
+One sub-command group per pipeline stage. A UserError (bad params, bad file) becomes one
+line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UserError
+from .params import DEFAULT_PARAMS_PATH, PROFILES, load_settings
+
+app = typer.Typer(
+    help="Replication of 'Agents Learn Their Runtime' (arXiv 2603.01209): one command per pipeline stage.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+tasks_app = typer.Typer(help="Opaque Knapsack task sets: generate them, summarise them.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+ProfileOption = Annotated[str, typer.Option("--profile", "-p", help=f"Settings profile in params.yaml: {', '.join(PROFILES)}.")]
+ParamsOption = Annotated[Path, typer.Option("--params", help="Path of the params file.")]
+ArtifactsOption = Annotated[Path, typer.Option("--artifacts", help="Root of the outputs; a profile writes under <root>/<profile>/.")]
+
+
+def _fail(error: UserError) -> typer.Exit:
+    print(f"error: {error}", file=sys.stderr)
+    return typer.Exit(code=2)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@tasks_app.command("generate")
+def tasks_generate(
+    profile: ProfileOption = "mini",
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+) -> None:
+    """Generate the profile's training and evaluation task sets into <artifacts>/<profile>/tasks/."""
+    from .tasks.stage import run_tasks_stage
+
+    try:
+        settings = load_settings(profile, params)
+        written = run_tasks_stage(settings, artifacts / profile / "tasks")
+    except UserError as error:
+        raise _fail(error) from None
+    for name, path in written.items():
+        print(f"{name}: {path}")
+
+
+@tasks_app.command("stats")
+def tasks_stats(
+    file: Annotated[Path, typer.Argument(help="A tasks JSONL file, e.g. artifacts/mini/tasks/eval_hard.jsonl.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print n, mean items, mean optimal-set size, mean budget coverage, capacity ratio and optimal value."""
+    from .tasks import read_tasks, task_set_stats
+
+    try:
+        stats = task_set_stats(read_tasks(file))
+    except UserError as error:
+        raise _fail(error) from None
+    if as_json:
+        print(json.dumps(stats.model_dump(), indent=2))
+        return
+    table = Table(title=str(file))
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for key, value in stats.model_dump().items():
+        table.add_row(key.replace("_", " "), f"{value:.3f}" if isinstance(value, float) else str(value))
+    Console().print(table)

@@ -1,0 +1,96 @@
+"""params.yaml: the single source of settings, validated into typed models.
+
+Layout: `task_family` (the paper's Opaque Knapsack definition, shared by all profiles) and
+one section per profile (`smoke`, `mini`, `paper`) holding one sub-section per pipeline
+stage. Any problem (unknown key, wrong type, unknown profile, YAML syntax) raises UserError
+with one line naming the file, the dotted key and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError, describe_validation_error
+from .tasks.settings import TaskFamily
+
+PROFILES = ("smoke", "mini", "paper")
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSetSpec(_Section):
+    """One generated task set."""
+
+    difficulty: Literal["easy", "hard"]
+    n: int = Field(gt=0, description="number of instances")
+    seed: int = Field(ge=0, description="base seed; instance seeds are derived from it")
+
+
+class TasksParams(_Section):
+    """The `tasks` stage: which sets to generate."""
+
+    train: TaskSetSpec = Field(description="instances the teacher solves to make training traces")
+    eval_easy: TaskSetSpec = Field(description="easy evaluation instances (paper: 100, seed 123456789)")
+    eval_hard: TaskSetSpec = Field(description="hard evaluation instances (paper: 100, seed 123456789)")
+
+    def sets(self) -> dict[str, TaskSetSpec]:
+        """Set name -> spec; the name is the output file stem and the split in task ids."""
+        return {"train": self.train, "eval_easy": self.eval_easy, "eval_hard": self.eval_hard}
+
+
+class ProfileParams(_Section):
+    """Everything one profile runs with, one field per pipeline stage."""
+
+    tasks: TasksParams
+
+
+class ParamsFile(_Section):
+    """The whole params.yaml."""
+
+    task_family: TaskFamily
+    smoke: ProfileParams
+    mini: ProfileParams
+    paper: ProfileParams
+
+
+class Settings(BaseModel):
+    """What a stage receives: the shared definitions plus the chosen profile's sections."""
+
+    model_config = ConfigDict(frozen=True)
+    profile: str
+    task_family: TaskFamily
+    stages: ProfileParams
+
+
+def load_params_file(path: Path = DEFAULT_PARAMS_PATH) -> ParamsFile:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: params file not found (run from the repository root or pass --params)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}{where}: invalid YAML ({problem})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return ParamsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {describe_validation_error(exc)}") from None
+
+
+def load_settings(profile: str, path: Path = DEFAULT_PARAMS_PATH) -> Settings:
+    """Validate the whole file (so a typo anywhere is caught early) and select one profile."""
+    if profile not in PROFILES:
+        raise UserError(f"{path}: unknown profile {profile!r}; expected one of: {', '.join(PROFILES)}")
+    params = load_params_file(path)
+    return Settings(profile=profile, task_family=params.task_family, stages=getattr(params, profile))

@@ -1,0 +1,48 @@
+"""The `tasks` pipeline stage: generate a profile's training and evaluation sets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import UserError
+from ..files import atomic_write_text
+from ..params import Settings
+from .generator import iter_set
+from .io import write_tasks
+from .stats import task_set_stats
+
+log = logging.getLogger(__name__)
+
+
+def run_tasks_stage(settings: Settings, out_dir: Path) -> dict[str, Path]:
+    """Write `<set>.jsonl` for every set and `summary.json` with their statistics; return the paths."""
+    sets = settings.stages.tasks.sets()
+    written: dict[str, Path] = {}
+    summary: dict[str, dict] = {}
+    seen_ids: set[str] = set()
+    with Progress(
+        TextColumn("tasks {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True)
+    ) as progress:
+        for name, spec in sets.items():
+            bar = progress.add_task(name, total=spec.n)
+            difficulty_settings = getattr(settings.task_family, spec.difficulty)
+            tasks = []
+            for task in iter_set(difficulty_settings, split=name, difficulty=spec.difficulty, base_seed=spec.seed, n=spec.n):
+                tasks.append(task)
+                progress.advance(bar)
+            duplicates = seen_ids.intersection(t.task_id for t in tasks)
+            if duplicates:
+                raise UserError(f"task ids repeat across sets: {sorted(duplicates)[:3]}")
+            seen_ids.update(t.task_id for t in tasks)
+            path = out_dir / f"{name}.jsonl"
+            write_tasks(path, tasks)
+            written[name] = path
+            summary[name] = {"difficulty": spec.difficulty, "seed": spec.seed, **task_set_stats(tasks).model_dump()}
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    log.info("wrote %d task sets to %s", len(written), out_dir)
+    return written
