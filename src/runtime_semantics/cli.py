@@ -63,22 +63,24 @@ def tasks_generate(
 
 @tasks_app.command("stats")
 def tasks_stats(
-    file: Annotated[Path, typer.Argument(help="A tasks JSONL file, e.g. artifacts/mini/tasks/eval_hard.jsonl.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    files: Annotated[list[Path], typer.Argument(help="Tasks JSONL files, e.g. artifacts/mini/tasks/eval_hard.jsonl.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object, or one per file keyed by path).")] = False,
 ) -> None:
     """Print n, mean items, mean optimal-set size, mean budget coverage, capacity ratio and optimal value."""
     from .tasks import read_tasks, task_set_stats
 
     try:
-        stats = task_set_stats(read_tasks(file))
+        stats = {str(file): task_set_stats(read_tasks(file)).model_dump() for file in files}
     except UserError as error:
         raise _fail(error) from None
     if as_json:
-        print(json.dumps(stats.model_dump(), indent=2))
+        print(json.dumps(next(iter(stats.values())) if len(stats) == 1 else stats, indent=2))
         return
-    table = Table(title=str(file))
+    table = Table()
     table.add_column("statistic")
-    table.add_column("value", justify="right")
-    for key, value in stats.model_dump().items():
-        table.add_row(key.replace("_", " "), f"{value:.3f}" if isinstance(value, float) else str(value))
+    for file in stats:
+        table.add_column(Path(file).name, justify="right")
+    for key in next(iter(stats.values())):
+        cells = [stats[file][key] for file in stats]
+        table.add_row(key.replace("_", " "), *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells))
     Console().print(table)
