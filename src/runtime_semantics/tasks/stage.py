@@ -24,7 +24,7 @@ def run_tasks_stage(settings: Settings, out_dir: Path) -> dict[str, Path]:
     sets = settings.stages.tasks.sets()
     written: dict[str, Path] = {}
     summary: dict[str, dict] = {}
-    seen_ids: set[str] = set()
+    seen_seeds: set[int] = set()
     with Progress(
         TextColumn("tasks {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True)
     ) as progress:
@@ -35,10 +35,10 @@ def run_tasks_stage(settings: Settings, out_dir: Path) -> dict[str, Path]:
             for task in iter_set(difficulty_settings, split=name, difficulty=spec.difficulty, base_seed=spec.seed, n=spec.n):
                 tasks.append(task)
                 progress.advance(bar)
-            duplicates = seen_ids.intersection(t.task_id for t in tasks)
-            if duplicates:
-                raise UserError(f"task ids repeat across sets: {sorted(duplicates)[:3]}")
-            seen_ids.update(t.task_id for t in tasks)
+            repeated = seen_seeds.intersection(t.seed for t in tasks)
+            if repeated:  # a training instance must never also be an evaluation instance
+                raise UserError(f"set {name!r} repeats instance seeds of an earlier set: {sorted(repeated)[:3]}")
+            seen_seeds.update(t.seed for t in tasks)
             path = out_dir / f"{name}.jsonl"
             write_tasks(path, tasks)
             written[name] = path
