@@ -1,0 +1,218 @@
+"""The CodeAct episode loop as a small state machine, so many episodes can advance together.
+
+    episode = Episode(...);  with episode:
+        while (request := episode.next_request()) is not None:
+            episode.advance(policy.next_turns([request])[0])
+    trace = episode.trace()
+
+Each turn: parse exactly one fenced block (else a corrective observation, counted), run it
+in the sandboxed runtime, turn the result into the next user message. Stops at finish(),
+the turn limit, the context limit or the episode wall-clock limit, recording why.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..policies.base import Message, PolicyError, PolicyReply, TurnRequest
+from ..runtime import Runtime, RuntimeLimits
+from ..tasks import KnapsackEnvironment, TaskInstance
+from .parsing import parse_turn
+from .prompts import PromptBuilder
+from .settings import AgentSettings
+from .tokens import TokenCounter
+from .trace import EpisodeTiming, ErrorRecord, Outcome, Step, StepTiming, StopReason, ToolCallRecord, Trace
+
+
+class Episode:
+    """One task, one runtime, one policy: produces one Trace."""
+
+    def __init__(
+        self,
+        *,
+        task: TaskInstance,
+        persistent: bool,
+        policy_name: str,
+        seed: int,
+        settings: AgentSettings,
+        limits: RuntimeLimits,
+        counter: TokenCounter,
+        episode_id: str,
+    ) -> None:
+        self.task = task
+        self.persistent = persistent
+        self.policy_name = policy_name
+        self.seed = seed
+        self.settings = settings
+        self.limits = limits
+        self.counter = counter
+        self.episode_id = episode_id
+        self.prompts = PromptBuilder(style=settings.prompt_style, persistent=persistent, max_tool_calls=limits.max_tool_calls_per_block)
+        self.environment = KnapsackEnvironment(task)
+        self.messages: list[Message] = []
+        self._message_tokens: list[int] = []
+        self.steps: list[Step] = []
+        self.stop_reason: StopReason | None = None
+        self.infrastructure_error: str | None = None
+        self._runtime: Runtime | None = None
+        self._started = 0.0
+        self._worker_start_s = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Episode:
+        self._started = time.monotonic()
+        self._runtime = Runtime(persistent=self.persistent, tools=self.environment.tools(), limits=self.limits)
+        self._runtime.__enter__()
+        self._worker_start_s = self._runtime.worker_start_s
+        self._append(Message(role="system", content=self.prompts.system_prompt()))
+        self._append(Message(role="user", content=self.prompts.goal(self.task.public.model_dump())))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runtime is not None:
+            self._runtime.__exit__(None, None, None)
+            self._runtime = None
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None
+
+    # -- the loop --------------------------------------------------------------------------
+    def next_request(self) -> TurnRequest | None:
+        """The next model call, or None when the episode has stopped (the reason is recorded)."""
+        if self.done:
+            return None
+        if len(self.steps) >= self.settings.max_turns:
+            self.stop_reason = "max_turns"
+        elif time.monotonic() - self._started > self.settings.episode_timeout_s:
+            self.stop_reason = "episode_timeout"
+        elif self.prompt_tokens() > self.settings.context_limit_tokens:
+            self.stop_reason = "context_limit"
+        if self.done:
+            return None
+        return TurnRequest(
+            episode_key=self.episode_id,
+            messages=tuple(self.messages),
+            seed=self.seed,
+            public=self.task.public.model_dump(),
+        )
+
+    def fail(self, error: PolicyError) -> None:
+        """The policy could not answer (endpoint down): an infrastructure failure, not the model's."""
+        self.infrastructure_error = str(error)
+        self.stop_reason = "policy_error"
+
+    def advance(self, reply: PolicyReply) -> None:
+        """Record the assistant turn, run its block, append the observation."""
+        if self._runtime is None or self.done:
+            raise RuntimeError("advance() needs an open, unfinished episode")
+        prompt_tokens = self.prompt_tokens()
+        self._append(Message(role="assistant", content=reply.text))
+        completion_tokens = self._message_tokens[-1]
+        if reply.finish_reason == "context_limit":
+            self.stop_reason = "context_limit"
+        parsed = parse_turn(reply.text)
+        fields: dict[str, Any] = {}
+        if parsed.code is None:
+            observation = self.prompts.observation(format_error=parsed.format_error)
+            block_duration = 0.0
+        else:
+            result = self._runtime.run(parsed.code)
+            fields = _result_fields(result)
+            block_duration = result.duration_s
+            observation = self.prompts.observation(
+                stdout=result.stdout,
+                value_repr=result.value_repr,
+                error=_error_text(result.error),
+                global_names=result.global_names,
+                state_lost=result.state_lost,
+            )
+        self._append(Message(role="user", content=observation))
+        self.steps.append(
+            Step(
+                turn=len(self.steps) + 1,
+                assistant_text=reply.text,
+                code=parsed.code,
+                format_error=parsed.format_error,
+                observation=observation,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                reported_usage=reply.reported_usage,
+                timing=StepTiming(policy_latency_s=reply.latency_s, block_duration_s=block_duration),
+                **fields,
+            )
+        )
+        if self.environment.finished:
+            self.stop_reason = "finished"
+
+    # -- results ---------------------------------------------------------------------------
+    def prompt_tokens(self) -> int:
+        return sum(self._message_tokens) + self.counter.generation_header_tokens
+
+    def trace(self) -> Trace:
+        if not self.done:
+            raise RuntimeError("the episode has not stopped yet")
+        score = self.environment.outcome()
+        return Trace(
+            episode_id=self.episode_id,
+            task_id=self.task.task_id,
+            difficulty=self.task.difficulty,
+            runtime="persistent" if self.persistent else "stateless",
+            prompt_style=self.prompts.style.value,
+            policy=self.policy_name,
+            seed=self.seed,
+            tokenizer=self.counter.name,
+            messages=self.messages,
+            steps=self.steps,
+            stop_reason=self.stop_reason,
+            infrastructure_error=self.infrastructure_error,
+            outcome=Outcome(
+                score=score.score,
+                solved=score.solved,
+                value=score.value,
+                weight=score.weight,
+                items_taken=score.items_taken,
+                inspected=len(self.environment.inspected),
+            ),
+            timing=EpisodeTiming(duration_s=time.monotonic() - self._started, worker_start_s=self._worker_start_s),
+        )
+
+    def _append(self, message: Message) -> None:
+        self.messages.append(message)
+        self._message_tokens.append(self.counter.count_message(message.role, message.content))
+
+
+def _error_record(error: Any) -> ErrorRecord | None:
+    if error is None:
+        return None
+    return ErrorRecord(type=error.type, message=error.message, traceback=error.traceback or "", kind=error.kind)
+
+
+def _error_text(error: Any) -> str | None:
+    if error is None:
+        return None
+    return error.traceback or f"{error.type}: {error.message}"
+
+
+def _result_fields(result: Any) -> dict[str, Any]:
+    """The runtime's StepResult, in trace form."""
+    return {
+        "stdout": result.stdout,
+        "value_repr": result.value_repr,
+        "error": _error_record(result.error),
+        "tool_calls": [
+            ToolCallRecord(
+                name=call.name,
+                args=list(call.args),
+                kwargs=dict(call.kwargs),
+                result=call.result,
+                error=_error_record(call.error),
+                latency_s=call.latency_s,
+            )
+            for call in result.tool_calls
+        ],
+        "global_names": result.global_names,
+        "state_lost": result.state_lost,
+        "output_truncated": result.output_truncated,
+    }

@@ -1,0 +1,127 @@
+"""Per-episode metrics, computed from the trace alone (so imported traces get the same treatment).
+
+A missing-variable error is a NameError for a name that an earlier block of the same episode
+bound at top level (assignment, def, class, import, for/with target): the signature of code
+written for a persistent interpreter running in a stateless one (PAPER.md claim 2).
+A recovery loop is a run of consecutive failing turns (an error or a format error).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+
+from pydantic import BaseModel
+
+from .trace import Trace
+
+_NAME_ERROR = re.compile(r"name '([^']+)' is not defined")
+
+
+class EpisodeMetrics(BaseModel):
+    episode_id: str
+    task_id: str
+    runtime: str
+    policy: str
+    score: float
+    solved: bool
+    stop_reason: str
+    steps: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    reported_total_tokens: int | None
+    duration_s: float
+    format_errors: int
+    error_steps: int
+    errors_by_type: dict[str, int]
+    name_errors: int
+    missing_variable_errors: int
+    recovery_loops: int
+    longest_recovery_loop: int
+    infrastructure_failure: bool
+
+
+def top_level_bindings(code: str) -> set[str]:
+    """Names a block binds in the interpreter's globals (what a persistent runtime would keep)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            return  # their bodies are local scopes
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Global,)):
+            names.update(node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def missing_name(message: str) -> str | None:
+    match = _NAME_ERROR.search(message)
+    return match.group(1) if match else None
+
+
+def episode_metrics(trace: Trace) -> EpisodeMetrics:
+    errors_by_type: Counter[str] = Counter()
+    defined: set[str] = set()
+    name_errors = missing = 0
+    loops = longest = current = 0
+    for step in trace.steps:
+        failed = step.format_error is not None or step.error is not None
+        if step.error is not None:
+            errors_by_type[step.error.type] += 1
+            if step.error.type == "NameError":
+                name_errors += 1
+                if missing_name(step.error.message) in defined:
+                    missing += 1
+        if step.code is not None:
+            defined |= top_level_bindings(step.code)
+        if failed:
+            current += 1
+            if current == 1:
+                loops += 1
+            longest = max(longest, current)
+        else:
+            current = 0
+    prompt = sum(s.prompt_tokens for s in trace.steps)
+    completion = sum(s.completion_tokens for s in trace.steps)
+    reported = [s.reported_usage.total_tokens for s in trace.steps if s.reported_usage is not None]
+    return EpisodeMetrics(
+        episode_id=trace.episode_id,
+        task_id=trace.task_id,
+        runtime=trace.runtime,
+        policy=trace.policy,
+        score=trace.outcome.score,
+        solved=trace.outcome.solved,
+        stop_reason=trace.stop_reason,
+        steps=len(trace.steps),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        reported_total_tokens=sum(reported) if reported else None,
+        duration_s=trace.timing.duration_s,
+        format_errors=sum(s.format_error is not None for s in trace.steps),
+        error_steps=sum(s.error is not None for s in trace.steps),
+        errors_by_type=dict(sorted(errors_by_type.items())),
+        name_errors=name_errors,
+        missing_variable_errors=missing,
+        recovery_loops=loops,
+        longest_recovery_loop=longest,
+        infrastructure_failure=trace.infrastructure_error is not None
+        or any(s.error is not None and s.error.kind == "infrastructure" for s in trace.steps),
+    )

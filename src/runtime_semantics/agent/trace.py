@@ -1,0 +1,133 @@
+"""The episode trace: one JSON file per episode, the single record every later stage reads.
+
+Everything a metric or figure needs is here: the conversation, and per step the code,
+what it printed, its error, its tool calls, tokens and latency. Timing lives apart from
+the content (`timing` fields), so two runs of the same seeds can be compared exactly on
+everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UserError, describe_validation_error
+from ..files import atomic_write_text
+from ..policies.base import Message, TokenUsage
+
+TRACE_SCHEMA_VERSION = 1
+RuntimeKind = Literal["persistent", "stateless"]
+StopReason = Literal["finished", "max_turns", "context_limit", "episode_timeout", "policy_error"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorRecord(_Record):
+    """An exception raised by the agent's block, or a limit the block hit."""
+
+    type: str = Field(description="exception class name, e.g. NameError, or the limit hit, e.g. TimeoutError")
+    message: str
+    traceback: str = ""
+    kind: str = Field("agent", description="agent (raised by the code), limit (a sandbox limit), infrastructure (worker crash)")
+
+
+class ToolCallRecord(_Record):
+    name: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+    error: ErrorRecord | None = None
+    latency_s: float = 0.0
+
+
+class StepTiming(_Record):
+    policy_latency_s: float = 0.0
+    block_duration_s: float = 0.0
+
+
+class Step(_Record):
+    """One assistant turn and what running it produced."""
+
+    turn: int = Field(ge=1)
+    assistant_text: str
+    code: str | None = None
+    format_error: str | None = None
+    stdout: str = ""
+    value_repr: str | None = None
+    error: ErrorRecord | None = None
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    global_names: list[str] | None = None
+    state_lost: bool = False
+    output_truncated: bool = False
+    observation: str
+    prompt_tokens: int = Field(ge=0, description="context tokens sent for this turn (student tokenizer)")
+    completion_tokens: int = Field(ge=0, description="tokens of the assistant turn (student tokenizer)")
+    reported_usage: TokenUsage | None = None
+    timing: StepTiming = Field(default_factory=StepTiming)
+
+
+class Outcome(_Record):
+    score: float
+    solved: bool
+    value: int
+    weight: int
+    items_taken: int
+    inspected: int
+
+
+class EpisodeTiming(_Record):
+    duration_s: float = 0.0
+    worker_start_s: float = 0.0
+
+
+class Trace(_Record):
+    schema_version: Literal[1] = TRACE_SCHEMA_VERSION
+    episode_id: str
+    task_id: str
+    difficulty: str
+    runtime: RuntimeKind
+    prompt_style: str
+    policy: str
+    seed: int
+    tokenizer: str
+    messages: list[Message]
+    steps: list[Step]
+    stop_reason: StopReason
+    infrastructure_error: str | None = None
+    outcome: Outcome
+    timing: EpisodeTiming = Field(default_factory=EpisodeTiming)
+
+    def content_dump(self) -> dict[str, Any]:
+        """Everything except wall-clock timings: equal for two runs of the same seeds."""
+        return self.model_dump(exclude={"timing": True, "steps": {"__all__": {"timing"}}})
+
+
+def trace_path(folder: Path, episode_id: str) -> Path:
+    return Path(folder) / f"{episode_id}.trace.json"
+
+
+def write_trace(folder: Path, trace: Trace) -> Path:
+    """Write atomically: a killed run leaves either the whole trace or none."""
+    path = trace_path(folder, trace.episode_id)
+    atomic_write_text(path, trace.model_dump_json(indent=1) + "\n")
+    return path
+
+
+def read_trace(path: Path) -> Trace:
+    """Validate one trace file; a corrupt or foreign file raises UserError naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such trace file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a valid JSON trace ({exc})") from None
+    try:
+        return Trace.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {describe_validation_error(exc)}") from None

@@ -1,0 +1,193 @@
+"""The `traces` pipeline stage: the teacher solves the training tasks in one runtime.
+
+Episodes run in parallel worker processes; each finished episode is one trace file written
+atomically, so a killed run resumes where it stopped (finished episodes are skipped). A
+fingerprint of the settings and the code that shapes a trace guards against mixing traces
+of two configurations in one folder. Which traces are kept for training is a param; the
+stage writes the kept episode ids and a summary with the counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from statistics import fmean
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..errors import UserError
+from ..files import atomic_write_text
+from ..policies.base import Policy
+from ..runtime import RuntimeLimits
+from ..tasks import TaskInstance, read_tasks
+from .episode import Episode
+from .metrics import EpisodeMetrics, episode_metrics
+from .runner import run_episode
+from .settings import AgentSettings
+from .tokens import TokenCounter
+from .trace import read_trace, trace_path, write_trace
+
+log = logging.getLogger(__name__)
+RuntimeName = Literal["persistent", "stateless"]
+_PACKAGE = Path(__file__).resolve().parent.parent
+_TRACE_SHAPING_CODE = ("agent", "policies", "runtime", "tasks")
+
+
+class TracesParams(BaseModel):
+    """`<profile>.traces`: who the teacher is and which traces become training data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    teacher: Literal["scripted", "endpoint"] = Field(description="scripted: offline teacher; endpoint: an OpenAI-compatible API")
+    endpoint: dict[str, Any] | None = Field(None, description="EndpointSettings when teacher is 'endpoint'")
+    keep: Literal["all", "solved", "min_score"] = Field(description="which traces are kept for training")
+    min_score: float = Field(0.0, ge=0, le=1, description="threshold when keep is 'min_score'")
+    workers: int = Field(ge=1, description="parallel episode processes")
+
+
+class TraceJob(BaseModel):
+    """Everything one worker process needs to run episodes (pickled once per worker)."""
+
+    runtime: RuntimeName
+    teacher: str
+    endpoint: dict[str, Any] | None
+    agent: AgentSettings
+    limits: RuntimeLimits
+    tokenizer: str
+    out_dir: Path
+
+
+def make_teacher(job: TraceJob) -> Policy:
+    if job.teacher == "scripted":
+        from ..policies.scripted import ScriptedTeacher
+
+        return ScriptedTeacher(job.runtime)
+    from ..policies.endpoint import EndpointPolicy, EndpointSettings
+
+    if job.endpoint is None:
+        raise UserError("params.yaml: traces.endpoint: required when traces.teacher is 'endpoint'")
+    return EndpointPolicy(EndpointSettings.model_validate(job.endpoint))
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(job: TraceJob) -> None:
+    _worker["job"] = job
+    _worker["counter"] = TokenCounter.from_pretrained(job.tokenizer)
+    _worker["policy"] = make_teacher(job)
+
+
+def _run_one(task: TaskInstance) -> dict[str, Any]:
+    job: TraceJob = _worker["job"]
+    policy: Policy = _worker["policy"]
+    episode = Episode(
+        task=task,
+        persistent=job.runtime == "persistent",
+        policy_name=policy.name,
+        seed=task.seed,
+        settings=job.agent,
+        limits=job.limits,
+        counter=_worker["counter"],
+        episode_id=task.task_id,
+    )
+    trace = run_episode(episode, policy)
+    write_trace(job.out_dir, trace)
+    return episode_metrics(trace).model_dump()
+
+
+def fingerprint(job: TraceJob, tasks_file: Path) -> str:
+    """Hash of the settings and the code that decide a trace's content."""
+    digest = hashlib.sha256(job.model_dump_json(exclude={"out_dir"}).encode())
+    digest.update(tasks_file.read_bytes())
+    for package in _TRACE_SHAPING_CODE:
+        for path in sorted((_PACKAGE / package).rglob("*")):
+            if path.suffix in {".py", ".j2"}:
+                digest.update(path.relative_to(_PACKAGE).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _prepare(out_dir: Path, marker: str) -> None:
+    """Keep finished episodes of the same configuration; start afresh for another one."""
+    stamp = out_dir / "fingerprint.txt"
+    if out_dir.exists() and (not stamp.exists() or stamp.read_text().strip() != marker):
+        log.warning("%s holds traces of another configuration; starting afresh", out_dir)
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, marker + "\n")
+
+
+def keep_trace(metrics: EpisodeMetrics, params: TracesParams) -> bool:
+    if metrics.infrastructure_failure:
+        return False
+    if params.keep == "solved":
+        return metrics.solved
+    if params.keep == "min_score":
+        return metrics.score >= params.min_score
+    return True
+
+
+def run_traces_stage(
+    *, tasks_file: Path, out_dir: Path, runtime: RuntimeName, params: TracesParams, agent: AgentSettings,
+    limits: RuntimeLimits, tokenizer: str,
+) -> dict[str, Any]:
+    """Run (or resume) the teacher over every task; write traces, kept ids and a summary."""
+    tasks = read_tasks(tasks_file)
+    episodes_dir = out_dir / "episodes"
+    job = TraceJob(
+        runtime=runtime, teacher=params.teacher, endpoint=params.endpoint, agent=agent, limits=limits,
+        tokenizer=tokenizer, out_dir=episodes_dir,
+    )
+    _prepare(out_dir, fingerprint(job, tasks_file))
+    metrics: dict[str, EpisodeMetrics] = {}
+    todo = []
+    for task in tasks:
+        path = trace_path(episodes_dir, task.task_id)
+        if path.exists():
+            metrics[task.task_id] = episode_metrics(read_trace(path))  # a corrupt file raises, naming it
+        else:
+            todo.append(task)
+    if todo:
+        log.info("%d of %d episodes to run (%d already done)", len(todo), len(tasks), len(tasks) - len(todo))
+        with (
+            Progress(
+                TextColumn(f"traces {runtime}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True),
+            ) as progress,
+            ProcessPoolExecutor(max_workers=min(params.workers, len(todo)), initializer=_init_worker, initargs=(job,)) as pool,
+        ):
+            bar = progress.add_task("episodes", total=len(tasks), completed=len(tasks) - len(todo))
+            futures = {pool.submit(_run_one, task): task.task_id for task in todo}
+            for future in as_completed(futures):
+                metrics[futures[future]] = EpisodeMetrics.model_validate(future.result())
+                progress.advance(bar)
+    ordered = [metrics[t.task_id] for t in tasks]
+    kept = [m.episode_id for m in ordered if keep_trace(m, params)]
+    atomic_write_text(out_dir / "kept.json", json.dumps(kept, indent=0) + "\n")
+    summary = summarize(ordered, kept)
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summarize(metrics: list[EpisodeMetrics], kept: list[str]) -> dict[str, Any]:
+    return {
+        "episodes": len(metrics),
+        "kept": len(kept),
+        "solved": sum(m.solved for m in metrics),
+        "mean_score": fmean(m.score for m in metrics),
+        "mean_steps": fmean(m.steps for m in metrics),
+        "mean_total_tokens": fmean(m.total_tokens for m in metrics),
+        "mean_prompt_tokens": fmean(m.prompt_tokens for m in metrics),
+        "mean_completion_tokens": fmean(m.completion_tokens for m in metrics),
+        "episodes_with_errors": sum(m.error_steps > 0 for m in metrics),
+        "missing_variable_errors": sum(m.missing_variable_errors for m in metrics),
+        "format_errors": sum(m.format_errors for m in metrics),
+        "infrastructure_failures": sum(m.infrastructure_failure for m in metrics),
+        "stop_reasons": {r: sum(m.stop_reason == r for m in metrics) for r in sorted({m.stop_reason for m in metrics})},
+    }

@@ -1,0 +1,61 @@
+"""Metrics derived from a trace: missing-variable errors, recovery loops, tokens."""
+
+from runtime_semantics.agent.metrics import episode_metrics, top_level_bindings
+from runtime_semantics.agent.trace import ErrorRecord, Outcome, Step, Trace
+
+
+def step(turn, code, error=None, format_error=None, prompt=100, completion=10):
+    return Step(
+        turn=turn, assistant_text="t", code=code, format_error=format_error, error=error,
+        observation="o", prompt_tokens=prompt, completion_tokens=completion,
+    )
+
+
+def name_error(name):
+    return ErrorRecord(type="NameError", message=f"name '{name}' is not defined")
+
+
+def trace(steps):
+    return Trace(
+        episode_id="e", task_id="t", difficulty="easy", runtime="stateless", prompt_style="paper", policy="p",
+        seed=1, tokenizer="builtin:qwen3", messages=[], steps=steps, stop_reason="finished",
+        outcome=Outcome(score=0.5, solved=False, value=1, weight=1, items_taken=1, inspected=1),
+    )
+
+
+def test_top_level_bindings_are_what_a_persistent_interpreter_keeps():
+    code = (
+        "import json, os.path as p\nfrom math import ceil\nx = 1\na, (b, c) = 1, (2, 3)\nfor i in range(2): pass\n"
+        "with open('f') as fh: pass\ndef f(y):\n    z = y\nclass K: w = 1\nsq = [v for v in range(3)]\ncount += 1\n"
+    )
+    assert top_level_bindings(code) == {"json", "p", "ceil", "x", "a", "b", "c", "i", "fh", "f", "K", "sq", "count"}
+    assert top_level_bindings("def broken(:") == set()
+
+
+def test_missing_variable_error_needs_a_name_an_earlier_block_defined():
+    metrics = episode_metrics(trace([
+        step(1, "info = {}"),
+        step(2, "print(info)", error=name_error("info")),       # defined earlier: missing variable
+        step(3, "print(nope)", error=name_error("nope")),       # never defined: a plain NameError
+        step(4, "finish()"),
+    ]))
+    assert metrics.name_errors == 2
+    assert metrics.missing_variable_errors == 1
+    assert metrics.errors_by_type == {"NameError": 2}
+
+
+def test_recovery_loops_are_runs_of_consecutive_failing_turns():
+    boom = ErrorRecord(type="ValueError", message="x")
+    metrics = episode_metrics(trace([
+        step(1, "a", error=boom), step(2, None, format_error="no code block"), step(3, "ok"),
+        step(4, "b", error=boom), step(5, "c", error=boom), step(6, "d", error=boom), step(7, "fine"),
+    ]))
+    assert metrics.recovery_loops == 2
+    assert metrics.longest_recovery_loop == 3
+    assert metrics.format_errors == 1 and metrics.error_steps == 4
+
+
+def test_tokens_sum_prompt_and_completion_over_turns():
+    metrics = episode_metrics(trace([step(1, "a", prompt=100, completion=20), step(2, "b", prompt=140, completion=30)]))
+    assert (metrics.prompt_tokens, metrics.completion_tokens, metrics.total_tokens) == (240, 50, 290)
+    assert metrics.reported_total_tokens is None

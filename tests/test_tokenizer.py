@@ -1,0 +1,41 @@
+"""The offline Qwen3 tokenizer must tokenize exactly as Qwen's own BPE ranks do."""
+
+import pytest
+
+from runtime_semantics.agent.tokens import TokenCounter
+from runtime_semantics.tokenizer import PRETOKENIZE_PATTERN, QWEN3_SPECIAL_TOKENS, _ranks_file, load_builtin_qwen3, read_bpe_ranks
+
+tiktoken = pytest.importorskip("tiktoken")
+
+SAMPLES = [
+    "def plan(candidates, capacity):\n    best = {0: (0, [])}\n    return max(best.values())[1]\n",
+    '{"item_3f9a0c1d2e4b": {"weight": 19, "value": 62, "class": "I"}}',
+    "Hello wörld 12345 — 你好 🙂\n\n\t  x = 3  \r\n",
+    "NameError: name 'info' is not defined",
+]
+
+
+@pytest.fixture(scope="module")
+def qwen3():
+    return load_builtin_qwen3()
+
+
+def test_ids_match_tiktoken_on_the_same_ranks(qwen3):
+    specials = {t: 151643 + i for i, t in enumerate(QWEN3_SPECIAL_TOKENS)}
+    reference = tiktoken.Encoding("qwen", pat_str=PRETOKENIZE_PATTERN, mergeable_ranks=read_bpe_ranks(_ranks_file()), special_tokens=specials)
+    for text in SAMPLES:
+        assert qwen3.encode(text, add_special_tokens=False) == reference.encode(text, allowed_special=set())
+        assert qwen3.decode(qwen3.encode(text, add_special_tokens=False)) == text
+
+
+def test_special_tokens_sit_at_qwen3_ids(qwen3):
+    assert len(qwen3) == 151669
+    ids = qwen3.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"])
+    assert ids == [151643, 151644, 151645, 151667, 151668]
+    assert qwen3.encode("<|im_start|>user\nhi<|im_end|>\n", add_special_tokens=False) == [151644, 872, 198, 6023, 151645, 198]
+
+
+def test_counter_counts_chat_framing():
+    counter = TokenCounter.from_pretrained("builtin:qwen3")
+    assert counter.count_message("user", "hi") == 6
+    assert counter.generation_header_tokens == 3
