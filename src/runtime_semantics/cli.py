@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 tasks_app = typer.Typer(help="Opaque Knapsack task sets: generate them, summarise them.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+traces_app = typer.Typer(help="Teacher traces: generate them per runtime, show one.", no_args_is_help=True)
+app.add_typer(traces_app, name="traces")
 
 ProfileOption = Annotated[str, typer.Option("--profile", "-p", help=f"Settings profile in params.yaml: {', '.join(PROFILES)}.")]
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path of the params file.")]
@@ -84,3 +86,52 @@ def tasks_stats(
         cells = [stats[file][key] for file in stats]
         table.add_row(key.replace("_", " "), *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells))
     Console().print(table)
+
+
+@traces_app.command("generate")
+def traces_generate(
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="persistent or stateless: the interpreter the teacher runs in.")],
+    profile: ProfileOption = "mini",
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+) -> None:
+    """Run the teacher over the training tasks in one runtime; resumable (finished episodes are skipped)."""
+    from .agent.traces_stage import run_traces_stage
+    from .tracking import tracked_run
+
+    try:
+        if runtime not in ("persistent", "stateless"):
+            raise UserError(f"--runtime: expected 'persistent' or 'stateless', got {runtime!r}")
+        settings = load_settings(profile, params)
+        stages = settings.stages
+        out_dir = artifacts / profile / "traces" / runtime
+        summary = run_traces_stage(
+            tasks_file=artifacts / profile / "tasks" / "train.jsonl",
+            out_dir=out_dir,
+            runtime=runtime,
+            params=stages.traces,
+            agent=stages.agent,
+            limits=stages.runtime,
+            tokenizer=stages.student.tokenizer,
+        )
+    except UserError as error:
+        raise _fail(error) from None
+    run_params = {"runtime": runtime, "teacher": stages.traces.teacher, "keep": stages.traces.keep, "tokenizer": stages.student.tokenizer,
+                  "prompt_style": stages.agent.prompt_style.value, "tasks": stages.tasks.train.n}
+    with tracked_run(root=Path.cwd(), profile=profile, stage="traces", run_name=f"traces-{runtime}", params=run_params) as mlflow:
+        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
+        mlflow.log_artifact(str(out_dir / "summary.json"))
+    print(json.dumps(summary, indent=2))
+
+
+@traces_app.command("show")
+def traces_show(file: Annotated[Path, typer.Argument(help="A trace file, e.g. artifacts/mini/traces/stateless/episodes/<id>.trace.json.")]) -> None:
+    """Render one episode: each turn's thought, code and observation, errors highlighted."""
+    from .agent.show import render_trace
+    from .agent.trace import read_trace
+
+    try:
+        trace = read_trace(file)
+    except UserError as error:
+        raise _fail(error) from None
+    render_trace(trace, Console())

@@ -1,6 +1,8 @@
-"""Settings of the CodeAct episode loop (params.yaml: `<profile>.agent`)."""
+"""Settings of the CodeAct episode loop (`<profile>.agent`) and of the traces stage (`<profile>.traces`)."""
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,3 +16,14 @@ class AgentSettings(BaseModel):
     context_limit_tokens: int = Field(40960, ge=256, description="stop when the next prompt would exceed this (paper: 40,960)")
     episode_timeout_s: float = Field(1800.0, gt=0, description="wall-clock limit for a whole episode")
     prompt_style: PromptStyle = Field(PromptStyle.PAPER, description="paper: the authors' prompts; matched: identical but one sentence")
+
+
+class TracesParams(BaseModel):
+    """`<profile>.traces`: who the teacher is and which traces become training data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    teacher: Literal["scripted", "endpoint"] = Field(description="scripted: offline teacher; endpoint: an OpenAI-compatible API")
+    endpoint: dict[str, Any] | None = Field(None, description="EndpointSettings when teacher is 'endpoint'")
+    keep: Literal["all", "solved", "min_score"] = Field(description="which traces are kept for training")
+    min_score: float = Field(0.0, ge=0, le=1, description="threshold when keep is 'min_score'")
+    workers: int = Field(ge=1, description="parallel episode processes")

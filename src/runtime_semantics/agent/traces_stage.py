@@ -18,7 +18,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -30,7 +30,7 @@ from ..tasks import TaskInstance, read_tasks
 from .episode import Episode
 from .metrics import EpisodeMetrics, episode_metrics
 from .runner import run_episode
-from .settings import AgentSettings
+from .settings import AgentSettings, TracesParams
 from .tokens import TokenCounter
 from .trace import read_trace, trace_path, write_trace
 
@@ -38,17 +38,6 @@ log = logging.getLogger(__name__)
 RuntimeName = Literal["persistent", "stateless"]
 _PACKAGE = Path(__file__).resolve().parent.parent
 _TRACE_SHAPING_CODE = ("agent", "policies", "runtime", "tasks")
-
-
-class TracesParams(BaseModel):
-    """`<profile>.traces`: who the teacher is and which traces become training data."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    teacher: Literal["scripted", "endpoint"] = Field(description="scripted: offline teacher; endpoint: an OpenAI-compatible API")
-    endpoint: dict[str, Any] | None = Field(None, description="EndpointSettings when teacher is 'endpoint'")
-    keep: Literal["all", "solved", "min_score"] = Field(description="which traces are kept for training")
-    min_score: float = Field(0.0, ge=0, le=1, description="threshold when keep is 'min_score'")
-    workers: int = Field(ge=1, description="parallel episode processes")
 
 
 class TraceJob(BaseModel):

@@ -1,0 +1,67 @@
+"""The scripted teacher: competent in its own runtime, and the paper's mechanism in the other."""
+
+import pytest
+
+from runtime_semantics.agent.episode import Episode
+from runtime_semantics.agent.metrics import episode_metrics
+from runtime_semantics.agent.runner import run_episode
+from runtime_semantics.agent.settings import AgentSettings
+from runtime_semantics.agent.tokens import TokenCounter
+from runtime_semantics.policies.scripted import ScriptedTeacher
+from runtime_semantics.runtime import RuntimeLimits
+from runtime_semantics.tasks import iter_set
+
+LIMITS = RuntimeLimits(wall_timeout_s=20)
+
+
+@pytest.fixture(scope="module")
+def counter():
+    return TokenCounter.from_pretrained("builtin:qwen3")
+
+
+def run(task, style, runtime, counter):
+    episode = Episode(
+        task=task, persistent=runtime == "persistent", policy_name=f"scripted-{style}", seed=task.seed,
+        settings=AgentSettings(), limits=LIMITS, counter=counter, episode_id=task.task_id,
+    )
+    return run_episode(episode, ScriptedTeacher(style))
+
+
+@pytest.fixture(scope="module")
+def easy_tasks(family):
+    return list(iter_set(family.easy, split="teach", difficulty="easy", base_seed=11, n=6))
+
+
+@pytest.fixture(scope="module")
+def hard_task(family):
+    return next(iter_set(family.hard, split="teach", difficulty="hard", base_seed=11, n=1))
+
+
+@pytest.mark.parametrize("style", ["persistent", "stateless"])
+def test_each_style_solves_tasks_in_its_own_runtime_without_errors(easy_tasks, hard_task, style, counter):
+    traces = [run(task, style, style, counter) for task in [*easy_tasks, hard_task]]
+    for trace in traces:
+        metrics = episode_metrics(trace)
+        assert trace.stop_reason == "finished"
+        assert metrics.error_steps == 0 and metrics.missing_variable_errors == 0 and metrics.format_errors == 0
+    assert sum(t.outcome.score for t in traces) / len(traces) >= 0.7
+
+
+def test_persistent_style_in_the_stateless_runtime_hits_missing_variable_errors(easy_tasks, counter):
+    for task in easy_tasks[:3]:
+        metrics = episode_metrics(run(task, "persistent", "stateless", counter))
+        assert metrics.missing_variable_errors >= 1
+
+
+def test_stateless_style_costs_more_tokens_on_the_same_task(hard_task, counter):
+    persistent = episode_metrics(run(hard_task, "persistent", "persistent", counter))
+    stateless = episode_metrics(run(hard_task, "stateless", "stateless", counter))
+    assert stateless.total_tokens > 1.5 * persistent.total_tokens
+
+
+def test_the_teacher_is_deterministic_and_varies_with_the_seed(easy_tasks, counter):
+    first = run(easy_tasks[0], "persistent", "persistent", counter)
+    again = run(easy_tasks[0], "persistent", "persistent", counter)
+    assert first.content_dump() == again.content_dump()
+    codes = {run(task, "persistent", "persistent", counter).steps[0].code for task in easy_tasks}
+    assert len(codes) >= 3, "every episode opened with the same code: the data would be one template"
