@@ -1,0 +1,165 @@
+"""Confining the worker process, applied after its own imports and before any agent code.
+
+Layers, strongest first:
+1. kernel: a seccomp-bpf filter (no opening files, no sockets, no new processes or threads,
+   no signals to other processes, no ptrace, no changing limits, ids or signal handlers),
+   resource limits (address space, file size 0), a dropped user (nobody) when started as
+   root, a parent-death signal, and no inherited descriptors except the pipe;
+2. interpreter: an audit hook refusing file, process, socket, ctypes and marshal/pickle
+   events, and builtins whose `__import__` admits only ALLOWED_MODULES (all pre-imported,
+   so importing never needs the file system) and that lack `open`, `input`, `breakpoint`.
+The process holds no task secrets in the first place: tools run in the parent.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import errno
+import importlib
+import os
+import resource
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pyseccomp as seccomp  # imported here, while files are still readable; dropped after use
+
+ALLOWED_MODULES = frozenset(
+    {
+        "json", "math", "re", "itertools", "functools", "collections", "heapq", "statistics", "random",
+        "string", "operator", "bisect", "dataclasses", "typing", "copy", "fractions", "decimal",
+    }
+)  # fmt: skip
+_PRELOAD = sorted(ALLOWED_MODULES) + ["collections.abc", "json.decoder", "json.encoder"]
+_HIDDEN_BUILTINS = ("open", "input", "breakpoint", "help", "exit", "quit", "copyright", "credits", "license")
+_DENIED_EVENT_PREFIXES = (
+    "open", "os.", "subprocess.", "socket.", "ctypes.", "mmap.", "shutil.", "tempfile.", "pty.", "signal.",
+    "resource.", "fcntl.", "glob.", "pathlib.", "marshal.", "pickle.", "urllib.", "http.", "ftplib.", "smtplib.",
+    "webbrowser.", "sys._current_frames", "gc.get_", "sys.settrace", "sys.setprofile", "cpython.run_",
+)  # fmt: skip
+NOBODY = 65534
+
+# Syscalls refused with EPERM once the filter is loaded (x86_64 and aarch64 names; unknown ones are skipped).
+_DENIED_SYSCALLS = (
+    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "sendto", "sendmsg", "sendmmsg",
+    "execve", "execveat", "fork", "vfork", "clone", "clone3",
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_open", "pidfd_getfd", "pidfd_send_signal",
+    "open", "openat", "openat2", "creat", "open_by_handle_at", "name_to_handle_at",
+    "unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "rmdir", "link", "linkat",
+    "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat", "truncate",
+    "ftruncate", "mknod", "mknodat", "utime", "utimes", "utimensat", "futimesat", "setxattr", "lsetxattr",
+    "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "getdents", "getdents64",
+    "mount", "umount2", "pivot_root", "chroot", "setns", "unshare", "bpf", "perf_event_open", "keyctl", "add_key",
+    "request_key", "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot",
+    "swapon", "swapoff", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "iopl", "ioperm",
+    "personality", "userfaultfd", "setrlimit", "setuid", "setgid", "setreuid", "setregid", "setresuid",
+    "setresgid", "setgroups", "setfsuid", "setfsgid", "capset", "prctl", "seccomp", "memfd_create",
+    "rt_sigaction", "sigaltstack", "ioctl", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "rt_sigqueueinfo", "rt_tgsigqueueinfo", "tkill",
+)  # fmt: skip
+
+
+def preload_allowed_modules() -> None:
+    """Import everything agent code may import, so that importing later needs no file access."""
+    for name in _PRELOAD:
+        importlib.import_module(name)
+
+
+def close_inherited_descriptors(keep: int) -> None:
+    """Point stdin/stdout/stderr at /dev/null and close every other descriptor but the pipe."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    for fd in (int(name) for name in os.listdir("/proc/self/fd")):
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def apply_resource_limits(memory_mb: int) -> None:
+    memory = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+
+
+def drop_privileges() -> bool:
+    """Become `nobody` when running as root; returns whether the user changed."""
+    if os.getuid() != 0:
+        return False
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+    return True
+
+
+def die_with_parent() -> None:
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def load_seccomp_filter() -> None:
+    deny = seccomp.ERRNO(errno.EPERM)
+    flt = seccomp.SyscallFilter(seccomp.ALLOW)
+    pid = os.getpid()
+    for name in _DENIED_SYSCALLS:
+        try:
+            flt.add_rule(deny, name)
+        except (OSError, ValueError, RuntimeError):
+            continue  # not a syscall on this architecture
+    # signals only to ourselves; limits may be read but not changed
+    flt.add_rule(deny, "kill", seccomp.Arg(0, seccomp.NE, pid))
+    flt.add_rule(deny, "tgkill", seccomp.Arg(0, seccomp.NE, pid))
+    flt.add_rule(deny, "prlimit64", seccomp.Arg(2, seccomp.NE, 0))
+    flt.load()
+
+
+def install_audit_hook() -> None:
+    """Refuse dangerous interpreter events from here on (an audit hook cannot be removed)."""
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event.startswith(_DENIED_EVENT_PREFIXES):
+            raise PermissionError(f"{event} is not allowed in the sandbox")
+        if event == "import" and args and isinstance(args[0], str) and args[0].split(".")[0] not in ALLOWED_MODULES:
+            raise ImportError(f"import of {args[0]!r} is not allowed here")
+
+    sys.addaudithook(hook)
+
+
+def forget_native_helpers() -> None:
+    """Drop the modules the set-up needed (ctypes, the seccomp binding) from sys.modules."""
+    for name in [m for m in sys.modules if m.split(".")[0] in {"ctypes", "_ctypes", "pyseccomp"}]:
+        del sys.modules[name]
+
+
+def agent_builtins() -> dict[str, Any]:
+    """Builtins for agent code: an allow-list `__import__` and no open/input/breakpoint."""
+    real_import: Callable[..., Any] = builtins.__import__
+    allowed = ", ".join(sorted(ALLOWED_MODULES))
+
+    def guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        if level != 0 or name.split(".")[0] not in ALLOWED_MODULES:
+            raise ImportError(f"import of {name!r} is not allowed here; allowed modules: {allowed}")
+        return real_import(name, globals, locals, fromlist, level)
+
+    table = {k: v for k, v in vars(builtins).items() if k not in _HIDDEN_BUILTINS}
+    table["__import__"] = guarded_import
+    return table
+
+
+def confine(*, keep_fd: int, memory_mb: int) -> None:
+    """Everything above, in the order that works (ids before the filter, the filter before the hook)."""
+    preload_allowed_modules()
+    close_inherited_descriptors(keep_fd)
+    drop_privileges()
+    die_with_parent()
+    apply_resource_limits(memory_mb)
+    load_seccomp_filter()
+    forget_native_helpers()
+    install_audit_hook()

@@ -1,0 +1,168 @@
+"""The worker process: confines itself, then runs code blocks sent by the parent.
+
+It holds no task state. Tools are proxies: calling one sends a JSON request up the pipe
+and blocks for the parent's JSON answer; a refused call is re-raised here as the same
+built-in exception type with the same message. Output is captured with a cap.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import json
+import os
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from . import protocol
+from .confinement import agent_builtins, confine
+
+BLOCK_FILENAME = "<agent-block>"
+_NOT_RERAISED = {"SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseException"}
+
+
+class CappedWriter(io.TextIOBase):
+    """A stdout that keeps the first `cap` characters and counts the rest."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        room = self.cap - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def value(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[output truncated: {self.dropped:,} more characters not shown]"
+        return text
+
+
+def builtin_exception(name: str) -> type[BaseException]:
+    """The built-in exception class of that name (RuntimeError for anything else)."""
+    candidate = getattr(builtins, name, None)
+    if isinstance(candidate, type) and issubclass(candidate, Exception) and name not in _NOT_RERAISED:
+        return candidate
+    return RuntimeError
+
+
+def _tool_proxy(conn: Connection, name: str) -> Any:
+    def tool(*args: Any, **kwargs: Any) -> Any:
+        try:
+            request = json.dumps({"op": "tool", "name": name, "args": args, "kwargs": kwargs})
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}(): arguments must be JSON values (str, int, float, bool, None, list, dict): {exc}") from None
+        conn.send_bytes(request.encode("utf-8"))
+        reply = protocol.receive(conn)
+        if reply.get("ok"):
+            return reply.get("result")
+        raise builtin_exception(str(reply.get("error_type")))(str(reply.get("message")))
+
+    tool.__name__ = tool.__qualname__ = name
+    return tool
+
+
+def _agent_traceback(exc: BaseException, lines: list[str]) -> str:
+    """'Traceback' with only the frames of the agent's block, quoting its own source lines."""
+    rendered = ["Traceback (most recent call last):"]
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == BLOCK_FILENAME:
+            where = "<module>" if code.co_name == "<module>" else code.co_name
+            rendered.append(f'  File "{BLOCK_FILENAME}", line {tb.tb_lineno}, in {where}')
+            if 0 < tb.tb_lineno <= len(lines):
+                rendered.append("    " + lines[tb.tb_lineno - 1].strip())
+        tb = tb.tb_next
+    message = _safe_str(exc)
+    rendered.append(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+    return "\n".join(rendered)
+
+
+def _safe_str(value: BaseException) -> str:
+    try:
+        return str(value)
+    except BaseException:  # a hostile __str__ must not take the worker down
+        return "<unprintable>"
+
+
+def _syntax_error(exc: SyntaxError) -> dict[str, Any]:
+    line = (exc.text or "").rstrip("\n")
+    pointer = " " * max((exc.offset or 1) - 1 - (len(line) - len(line.lstrip())), 0) + "^"
+    text = f'  File "{BLOCK_FILENAME}", line {exc.lineno}\n    {line.strip()}\n    {pointer}\nSyntaxError: {exc.msg}'
+    return {"type": "SyntaxError", "message": f"{exc.msg} (line {exc.lineno})", "traceback": text, "kind": "agent"}
+
+
+def run_block(code: str, namespace: dict[str, Any], *, output_cap: int, repr_cap: int) -> dict[str, Any]:
+    """Run one block like a notebook cell: statements, then the repr of a final bare expression."""
+    writer = CappedWriter(output_cap)
+    result: dict[str, Any] = {"value_repr": None, "error": None}
+    try:
+        tree = ast.parse(code, filename=BLOCK_FILENAME, mode="exec")
+    except SyntaxError as exc:
+        result["error"] = _syntax_error(exc)
+    else:
+        final = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            final = ast.Expression(tree.body.pop().value)
+        saved = sys.stdout
+        sys.stdout = writer
+        try:
+            exec(compile(tree, BLOCK_FILENAME, "exec"), namespace)
+            if final is not None:
+                value = eval(compile(final, BLOCK_FILENAME, "eval"), namespace)
+                if value is not None:
+                    text = repr(value)
+                    result["value_repr"] = text if len(text) <= repr_cap else text[:repr_cap] + " ...[truncated]"
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and friends end the block, not the worker
+            result["error"] = {
+                "type": type(exc).__name__,
+                "message": _safe_str(exc),
+                "traceback": _agent_traceback(exc, code.splitlines()),
+                "kind": "agent",
+            }
+        finally:
+            sys.stdout = saved
+    result["stdout"] = writer.value()
+    result["output_truncated"] = writer.dropped > 0
+    result["global_names"] = sorted(k for k in namespace if not k.startswith("__") and k not in namespace["__tools__"])
+    return result
+
+
+def worker_main(conn: Connection, tool_names: list[str], memory_mb: int, output_cap: int, repr_cap: int) -> None:
+    """Entry point of the worker process (started by the parent through a fork server)."""
+    started = time.perf_counter()
+    confine(keep_fd=conn.fileno(), memory_mb=memory_mb)
+    tools = {name: _tool_proxy(conn, name) for name in tool_names}
+    safe_builtins = agent_builtins()
+    namespace: dict[str, Any] = {"__builtins__": safe_builtins, "__name__": "__main__", "__tools__": frozenset(tools), **tools}
+    protocol.send(conn, {"op": "ready", "setup_s": time.perf_counter() - started})
+    while True:
+        try:
+            message = protocol.receive(conn)
+        except (EOFError, protocol.ProtocolError):
+            break
+        if message["op"] != "run" or not isinstance(message.get("code"), str):
+            break
+        namespace.update(tools)  # a block may have rebound a tool name; the proxies come back each block
+        reply = run_block(message["code"], namespace, output_cap=output_cap, repr_cap=repr_cap)
+        try:
+            protocol.send(conn, {"op": "done", "seq": message.get("seq"), **reply})
+        except (TypeError, ValueError, OSError):
+            break
+    os._exit(0)
