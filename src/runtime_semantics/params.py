@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError, describe_validation_error
+from .agent.settings import AgentSettings, TracesParams
+from .runtime.limits import RuntimeLimits
 from .tasks.settings import TaskFamily
 
 PROFILES = ("smoke", "mini", "paper")
@@ -45,10 +47,20 @@ class TasksParams(_Section):
         return {"train": self.train, "eval_easy": self.eval_easy, "eval_hard": self.eval_hard}
 
 
+class StudentParams(_Section):
+    """The model being fine-tuned; its tokenizer counts every message of every trace."""
+
+    tokenizer: str = Field(description="builtin:qwen3 (offline Qwen3 tokenizer), a local folder, or a Hub id")
+
+
 class ProfileParams(_Section):
-    """Everything one profile runs with, one field per pipeline stage."""
+    """Everything one profile runs with, one field per pipeline stage or shared component."""
 
     tasks: TasksParams
+    agent: AgentSettings
+    runtime: RuntimeLimits
+    student: StudentParams
+    traces: TracesParams
 
 
 class ParamsFile(_Section):

@@ -107,3 +107,12 @@ def load_builtin_qwen3() -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(builtin_qwen3_path()), local_files_only=True)
+
+
+def qwen3_tiktoken() -> Any:
+    """The same tokenizer as a tiktoken Encoding: identical ids (tested), about 7x faster to run
+    and 10x faster to load, which matters when every message of thousands of traces is counted."""
+    import tiktoken
+
+    specials = {token: 151643 + offset for offset, token in enumerate(QWEN3_SPECIAL_TOKENS)}
+    return tiktoken.Encoding("qwen3", pat_str=PRETOKENIZE_PATTERN, mergeable_ranks=read_bpe_ranks(_ranks_file()), special_tokens=specials)

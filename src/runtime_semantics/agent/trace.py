@@ -1,9 +1,9 @@
 """The episode trace: one JSON file per episode, the single record every later stage reads.
 
 Everything a metric or figure needs is here: the conversation, and per step the code,
-what it printed, its error, its tool calls, tokens and latency. Timing lives apart from
-the content (`timing` fields), so two runs of the same seeds can be compared exactly on
-everything else.
+what it printed, its error, its tool calls, tokens and latency. Wall-clock fields (`timing`,
+tool-call `latency_s`) are the only ones that differ between two runs of the same seeds;
+`content_dump()` leaves them out for exact comparisons.
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ class Trace(_Record):
 
     def content_dump(self) -> dict[str, Any]:
         """Everything except wall-clock timings: equal for two runs of the same seeds."""
-        return self.model_dump(exclude={"timing": True, "steps": {"__all__": {"timing"}}})
+        return self.model_dump(
+            exclude={"timing": True, "steps": {"__all__": {"timing": True, "tool_calls": {"__all__": {"latency_s"}}}}}
+        )
 
 
 def trace_path(folder: Path, episode_id: str) -> Path:

@@ -12,6 +12,7 @@ persistent runtime the result then says that state was lost.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -81,6 +82,7 @@ class _Zygote:
         )  # fmt: skip
         theirs.close()
         self.pid = os.getpid()
+        self._pending: collections.deque[_Ticket] = collections.deque()
 
     @classmethod
     def shared(cls) -> _Zygote:
@@ -90,13 +92,32 @@ class _Zygote:
                 cls._instance = current = cls()
             return current
 
-    def spawn(self, request: dict[str, Any]) -> tuple[int, socket.socket]:
+    def request(self, request: dict[str, Any]) -> _Ticket:
+        """Ask for a worker without waiting: the fork overlaps with the caller's own work."""
+        ticket = _Ticket(self)
         with self._lock:
             self.control.sendall(json.dumps(request).encode() + b"\n")
-            data, fds, _, _ = socket.recv_fds(self.control, 4096, 1)
-        if not fds:
-            raise WorkerStartError("the fork server did not hand over a worker")
-        return json.loads(data)["pid"], socket.socket(fileno=fds[0])
+            self._pending.append(ticket)
+        return ticket
+
+    def collect(self, ticket: _Ticket) -> None:
+        """Receive replies in request order until `ticket` has its worker."""
+        with self._lock:
+            while ticket.pid is None:
+                data, fds, _, _ = socket.recv_fds(self.control, 4096, 1)
+                if not data or not fds:
+                    raise WorkerStartError("the fork server stopped before handing over a worker")
+                waiting = self._pending.popleft()
+                waiting.pid, waiting.sock = json.loads(data)["pid"], socket.socket(fileno=fds[0])
+
+
+class _Ticket:
+    """A worker the fork server is (or has been) asked for."""
+
+    def __init__(self, server: _Zygote) -> None:
+        self.server = server
+        self.pid: int | None = None
+        self.sock: socket.socket | None = None
 
 
 class _Worker:
@@ -107,27 +128,43 @@ class _Worker:
         request = {"tool_names": tool_names, "memory_mb": limits.memory_mb, "output_cap": limits.max_output_chars,
                    "repr_cap": limits.max_value_repr_chars}  # fmt: skip
         try:
-            self.pid, sock = _Zygote.shared().spawn(request)
+            self._ticket: _Ticket | None = _Zygote.shared().request(request)
         except OSError as exc:
             raise WorkerStartError(f"could not start a sandbox worker: {exc}") from None
-        try:
-            self._pidfd: int | None = os.pidfd_open(self.pid)
-        except OSError:
-            self._pidfd = None  # gone already, or no pidfd support: fall back to the pid
-        self.conn = Connection(sock.detach())
+        self.pid = 0
+        self._pidfd: int | None = None
+        self.conn: Connection | None = None
         self.ready = False
         self.start_s = 0.0
-        self.exit_status: str | None = None
+
+    def _attach(self) -> Connection:
+        """Take delivery of the forked worker (once)."""
+        if self.conn is None:
+            ticket, self._ticket = self._ticket, None
+            assert ticket is not None
+            try:
+                ticket.server.collect(ticket)
+            except OSError as exc:
+                raise WorkerStartError(f"could not start a sandbox worker: {exc}") from None
+            self.pid = ticket.pid or 0
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except OSError:
+                self._pidfd = None  # gone already, or no pidfd support: fall back to the pid
+            assert ticket.sock is not None
+            self.conn = Connection(ticket.sock.detach())
+        return self.conn
 
     def wait_ready(self) -> float:
         """Block until the worker has confined itself; returns its start latency."""
         if self.ready:
             return self.start_s
-        if not self.conn.poll(_START_TIMEOUT_S):
+        conn = self._attach()
+        if not conn.poll(_START_TIMEOUT_S):
             self.kill()
             raise WorkerStartError(f"the sandbox worker did not start within {_START_TIMEOUT_S:.0f} s")
         try:
-            message = protocol.receive(self.conn)
+            message = protocol.receive(conn)
         except (EOFError, protocol.ProtocolError) as exc:
             self.kill()
             raise WorkerStartError(f"the sandbox worker failed while starting: {exc or 'it exited'}") from None
@@ -148,6 +185,10 @@ class _Worker:
     def kill(self) -> None:
         """SIGKILL through the pidfd (no risk of hitting a reused pid); idempotent."""
         try:
+            self._attach()
+        except WorkerStartError:
+            return
+        try:
             if self._pidfd is not None:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
             elif self.alive():
@@ -158,7 +199,8 @@ class _Worker:
             if self._pidfd is not None:
                 os.close(self._pidfd)
                 self._pidfd = None
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
 
 
 class Runtime:

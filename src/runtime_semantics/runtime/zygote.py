@@ -17,7 +17,7 @@ import sys
 from multiprocessing.connection import Connection
 
 from . import worker  # noqa: F401 - imported before any fork, so workers start warm
-from .confinement import preload_allowed_modules
+from .confinement import prepare
 from .protocol import CONTROL_FD_ENV
 
 
@@ -41,7 +41,7 @@ def _spawn(control: socket.socket, request: dict) -> None:
 
 
 def main() -> None:
-    preload_allowed_modules()
+    prepare()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
     control = socket.socket(fileno=int(os.environ[CONTROL_FD_ENV]))
     reader = control.makefile("rb")
