@@ -233,6 +233,15 @@ class Runtime:
                 worker.kill()
         self._worker = self._spare = None
 
+    def worker_pids(self) -> list[int]:
+        """Pids of the live workers (the current one and, stateless, the warm spare)."""
+        pids = []
+        for worker in (self._worker, self._spare):
+            if worker is not None:
+                worker.wait_ready()
+                pids.append(worker.pid)
+        return pids
+
     def _new_worker(self) -> _Worker:
         return _Worker(sorted(self.tools), self.limits)
 

@@ -1,0 +1,60 @@
+"""The kernel layer on its own: with only the seccomp filter loaded (no audit hook, no import
+allow-list), the operations agent code must never perform fail with EPERM. So the sandbox
+does not rest on Python-level checks that a clever escape might get around."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+import signal
+import socket
+import threading
+
+from runtime_semantics.runtime.confinement import build_seccomp_filter
+
+PROBES = {
+    "open a file for reading": lambda: os.open("/etc/hostname", os.O_RDONLY),
+    "create a file": lambda: os.open("/tmp/runtime-semantics-kernel-probe", os.O_WRONLY | os.O_CREAT),
+    "list a directory": lambda: os.listdir("/"),
+    "socket": lambda: socket.socket(),
+    "fork": os.fork,
+    "exec": lambda: os.execv("/bin/true", ["true"]),
+    "signal another process": lambda: os.kill(os.getppid(), 0),
+    "start a thread": lambda: threading.Thread(target=lambda: None).start(),
+    "remove a file": lambda: os.unlink("/tmp/runtime-semantics-kernel-probe-missing"),
+    "change a limit": lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),
+    "change a signal handler": lambda: signal.signal(signal.SIGUSR1, lambda *a: None),
+}
+
+
+def test_every_probe_is_refused_by_the_kernel():
+    flt = build_seccomp_filter()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        outcome = {}
+        try:
+            flt.load()
+            for name, probe in PROBES.items():
+                try:
+                    probe()
+                    outcome[name] = "allowed"
+                except OSError as exc:
+                    outcome[name] = errno.errorcode.get(exc.errno or 0, str(exc))
+                except Exception as exc:  # noqa: BLE001 - threading reports a refused clone() as RuntimeError
+                    outcome[name] = f"{type(exc).__name__}: {exc}"
+            os.write(write_end, json.dumps(outcome).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 65536):
+        data += chunk
+    os.waitpid(pid, 0)
+    outcome = json.loads(data)
+    assert set(outcome) == set(PROBES)
+    refused = {name: result for name, result in outcome.items() if result == "EPERM" or "can't start new thread" in result}
+    assert refused == outcome, f"allowed or failing differently: { {k: v for k, v in outcome.items() if k not in refused} }"
+    assert not os.path.exists("/tmp/runtime-semantics-kernel-probe")
