@@ -5,7 +5,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 
 # Stages that exist so far, in pipeline order (dvc.yaml defines each once per profile).
-STAGES=(tasks)
+STAGES=(tasks traces)
 
 usage() {
   cat <<USAGE
@@ -52,8 +52,7 @@ case "$profile" in
 esac
 echo "Profile: $profile ($reason)"
 
-targets=()
-for stage in "${STAGES[@]}"; do targets+=("$stage@$profile"); done
+targets=("tasks@$profile" "traces@$profile-persistent" "traces@$profile-stateless")
 if [[ $dry_run -eq 1 ]]; then
   dvc repro --dry "${targets[@]}"
   exit 0
@@ -63,3 +62,6 @@ dvc repro "${targets[@]}"
 echo
 echo "Outputs: artifacts/$profile/"
 python -m runtime_semantics tasks stats artifacts/"$profile"/tasks/*.jsonl
+for runtime in persistent stateless; do
+  echo "Teacher traces, $runtime runtime: artifacts/$profile/traces/$runtime/summary.json"
+done

@@ -45,6 +45,7 @@ class TraceJob(BaseModel):
 
     runtime: RuntimeName
     teacher: str
+    teacher_style: RuntimeName
     endpoint: dict[str, Any] | None
     agent: AgentSettings
     limits: RuntimeLimits
@@ -56,7 +57,7 @@ def make_teacher(job: TraceJob) -> Policy:
     if job.teacher == "scripted":
         from ..policies.scripted import ScriptedTeacher
 
-        return ScriptedTeacher(job.runtime)
+        return ScriptedTeacher(job.teacher_style)
     from ..policies.endpoint import EndpointPolicy, EndpointSettings
 
     if job.endpoint is None:
@@ -124,13 +125,17 @@ def keep_trace(metrics: EpisodeMetrics, params: TracesParams) -> bool:
 
 def run_traces_stage(
     *, tasks_file: Path, out_dir: Path, runtime: RuntimeName, params: TracesParams, agent: AgentSettings,
-    limits: RuntimeLimits, tokenizer: str,
+    limits: RuntimeLimits, tokenizer: str, teacher_style: RuntimeName | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the teacher over every task; write traces, kept ids and a summary."""
+    """Run (or resume) the teacher over every task; write traces, kept ids and a summary.
+
+    The scripted teacher writes in the style of the runtime it runs in, unless `teacher_style`
+    says otherwise (used to check the mechanism: persistent-style code in a stateless runtime).
+    """
     tasks = read_tasks(tasks_file)
     episodes_dir = out_dir / "episodes"
     job = TraceJob(
-        runtime=runtime, teacher=params.teacher, endpoint=params.endpoint, agent=agent, limits=limits,
+        runtime=runtime, teacher=params.teacher, teacher_style=teacher_style or runtime, endpoint=params.endpoint, agent=agent, limits=limits,
         tokenizer=tokenizer, out_dir=episodes_dir,
     )
     _prepare(out_dir, fingerprint(job, tasks_file))
