@@ -14,7 +14,8 @@ from .tokenizer import BUILTIN_QWEN3, load_builtin_qwen3
 
 
 def _looks_local(name_or_path: str) -> bool:
-    return name_or_path.startswith((".", "/", "~")) or Path(name_or_path).exists() or name_or_path.startswith("artifacts")
+    """A path (existing, or written like one) rather than a Hub id such as `Qwen/Qwen3-8B`."""
+    return name_or_path.startswith((".", "/", "~")) or Path(name_or_path).expanduser().exists()
 
 
 def load_tokenizer(name_or_path: str) -> Any:

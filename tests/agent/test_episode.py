@@ -127,3 +127,17 @@ def test_lockstep_runs_several_episodes_to_the_same_traces_as_one_at_a_time(task
         for ep in episodes:
             ep.__exit__(None, None, None)
     assert all(t.content_dump() == alone for t in traces)
+
+
+class Overflowing(Policy):
+    """A model whose context is already full: it answers nothing, with finish_reason context_limit."""
+
+    name = "overflowing"
+
+    def next_turns(self, requests):
+        return [PolicyReply(text="", latency_s=0.0, finish_reason="context_limit") for _ in requests]
+
+
+def test_a_policy_reporting_a_full_context_ends_the_episode_without_a_step(task, counter):
+    trace = run_episode(episode(task, counter), Overflowing())
+    assert trace.stop_reason == "context_limit" and trace.steps == []

@@ -107,11 +107,12 @@ class Episode:
         """Record the assistant turn, run its block, append the observation."""
         if self._runtime is None or self.done:
             raise RuntimeError("advance() needs an open, unfinished episode")
+        if reply.finish_reason == "context_limit":  # the policy could not even read the prompt
+            self.stop_reason = "context_limit"
+            return
         prompt_tokens = self.prompt_tokens()
         self._append(Message(role="assistant", content=reply.text))
         completion_tokens = self._message_tokens[-1]
-        if reply.finish_reason == "context_limit":
-            self.stop_reason = "context_limit"
         parsed = parse_turn(reply.text)
         fields: dict[str, Any] = {}
         if parsed.code is None:
