@@ -72,6 +72,18 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(workspace):
     assert summary["episodes"] == N_TASKS and summary["missing_variable_errors"] == 0
 
 
+def test_each_run_is_tracked_in_mlflow(workspace):
+    import mlflow
+
+    root, env = workspace
+    assert generate(root, env).returncode == 0
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["runtime-semantics/smoke"], output_format="list")
+    assert [r.info.run_name for r in runs] == ["traces-stateless"]
+    assert runs[0].data.metrics["episodes"] == N_TASKS and runs[0].data.params["runtime"] == "stateless"
+    assert runs[0].data.tags["stage"] == "traces"
+
+
 def test_a_corrupt_trace_file_is_named_and_nothing_is_lost(workspace):
     root, env = workspace
     assert generate(root, env).returncode == 0
