@@ -1,7 +1,8 @@
 """Metrics derived from a trace: missing-variable errors, recovery loops, tokens."""
 
 from runtime_semantics.agent.metrics import episode_metrics, top_level_bindings
-from runtime_semantics.agent.trace import ErrorRecord, Outcome, Step, Trace
+from runtime_semantics.agent.trace import Outcome, Step, Trace
+from runtime_semantics.runtime import ErrorInfo
 
 
 def step(turn, code, error=None, format_error=None, prompt=100, completion=10):
@@ -12,7 +13,7 @@ def step(turn, code, error=None, format_error=None, prompt=100, completion=10):
 
 
 def name_error(name):
-    return ErrorRecord(type="NameError", message=f"name '{name}' is not defined")
+    return ErrorInfo(type="NameError", message=f"name '{name}' is not defined")
 
 
 def trace(steps):
@@ -45,7 +46,7 @@ def test_missing_variable_error_needs_a_name_an_earlier_block_defined():
 
 
 def test_recovery_loops_are_runs_of_consecutive_failing_turns():
-    boom = ErrorRecord(type="ValueError", message="x")
+    boom = ErrorInfo(type="ValueError", message="x")
     metrics = episode_metrics(trace([
         step(1, "a", error=boom), step(2, None, format_error="no code block"), step(3, "ok"),
         step(4, "b", error=boom), step(5, "c", error=boom), step(6, "d", error=boom), step(7, "fine"),

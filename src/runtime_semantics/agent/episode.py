@@ -17,12 +17,13 @@ from typing import Any
 
 from ..policies.base import Message, PolicyError, PolicyReply, TurnRequest
 from ..runtime import Runtime, RuntimeLimits
+from ..runtime.results import ErrorInfo, StepResult
 from ..tasks import KnapsackEnvironment, TaskInstance
 from .parsing import parse_turn
 from .prompts import PromptBuilder
 from .settings import AgentSettings
 from .tokens import TokenCounter
-from .trace import EpisodeTiming, ErrorRecord, Outcome, Step, StepTiming, StopReason, ToolCallRecord, Trace
+from .trace import EpisodeTiming, Outcome, Step, StepTiming, StopReason, Trace
 
 
 class Episode:
@@ -184,36 +185,12 @@ class Episode:
         self._message_tokens.append(self.counter.count_message(message.role, message.content))
 
 
-def _error_record(error: Any) -> ErrorRecord | None:
-    if error is None:
-        return None
-    return ErrorRecord(type=error.type, message=error.message, traceback=error.traceback or "", kind=error.kind)
-
-
-def _error_text(error: Any) -> str | None:
+def _error_text(error: ErrorInfo | None) -> str | None:
     if error is None:
         return None
     return error.traceback or f"{error.type}: {error.message}"
 
 
-def _result_fields(result: Any) -> dict[str, Any]:
-    """The runtime's StepResult, in trace form."""
-    return {
-        "stdout": result.stdout,
-        "value_repr": result.value_repr,
-        "error": _error_record(result.error),
-        "tool_calls": [
-            ToolCallRecord(
-                name=call.name,
-                args=list(call.args),
-                kwargs=dict(call.kwargs),
-                result=call.result,
-                error=_error_record(call.error),
-                latency_s=call.latency_s,
-            )
-            for call in result.tool_calls
-        ],
-        "global_names": result.global_names,
-        "state_lost": result.state_lost,
-        "output_truncated": result.output_truncated,
-    }
+def _result_fields(result: StepResult) -> dict[str, Any]:
+    """The runtime's StepResult, as Step fields."""
+    return result.model_dump(include={"stdout", "value_repr", "error", "tool_calls", "global_names", "state_lost", "output_truncated"})

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import UserError, describe_validation_error
 from ..files import atomic_write_text
 from ..policies.base import Message, TokenUsage
+from ..runtime.results import ErrorInfo, ToolCallInfo
 
 TRACE_SCHEMA_VERSION = 1
 RuntimeKind = Literal["persistent", "stateless"]
@@ -25,24 +26,6 @@ StopReason = Literal["finished", "max_turns", "context_limit", "episode_timeout"
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ErrorRecord(_Record):
-    """An exception raised by the agent's block, or a limit the block hit."""
-
-    type: str = Field(description="exception class name, e.g. NameError, or the limit hit, e.g. TimeoutError")
-    message: str
-    traceback: str = ""
-    kind: str = Field("agent", description="agent (raised by the code), limit (a sandbox limit), infrastructure (worker crash)")
-
-
-class ToolCallRecord(_Record):
-    name: str
-    args: list[Any] = Field(default_factory=list)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    result: Any = None
-    error: ErrorRecord | None = None
-    latency_s: float = 0.0
 
 
 class StepTiming(_Record):
@@ -59,8 +42,8 @@ class Step(_Record):
     format_error: str | None = None
     stdout: str = ""
     value_repr: str | None = None
-    error: ErrorRecord | None = None
-    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    tool_calls: list[ToolCallInfo] = Field(default_factory=list)
     global_names: list[str] | None = None
     state_lost: bool = False
     output_truncated: bool = False

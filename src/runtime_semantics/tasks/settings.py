@@ -11,32 +11,26 @@ import string
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class IntRange(BaseModel):
-    """Inclusive integer range [min, max], drawn uniformly."""
+class _Range(BaseModel):
+    """Closed range [min, max], drawn uniformly; min must not exceed max."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Range:
+        if self.min > self.max:  # type: ignore[attr-defined]
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")  # type: ignore[attr-defined]
+        return self
+
+
+class IntRange(_Range):
     min: int = Field(gt=0)
     max: int = Field(gt=0)
 
-    @model_validator(mode="after")
-    def _ordered(self) -> IntRange:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
-        return self
 
-
-class FloatRange(BaseModel):
-    """Closed float range [min, max], drawn uniformly."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class FloatRange(_Range):
     min: float = Field(gt=0)
     max: float = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> FloatRange:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
-        return self
 
 
 class DifficultySettings(BaseModel):
