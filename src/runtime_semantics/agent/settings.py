@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..policies.settings import EndpointSettings
 
 from .prompts import PromptStyle
 
@@ -23,7 +25,13 @@ class TracesParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     teacher: Literal["scripted", "endpoint"] = Field(description="scripted: offline teacher; endpoint: an OpenAI-compatible API")
-    endpoint: dict[str, Any] | None = Field(None, description="EndpointSettings when teacher is 'endpoint'")
+    endpoint: EndpointSettings | None = Field(None, description="the API to call when teacher is 'endpoint'")
     keep: Literal["all", "solved", "min_score"] = Field(description="which traces are kept for training")
     min_score: float = Field(0.0, ge=0, le=1, description="threshold when keep is 'min_score'")
     workers: int = Field(ge=1, description="parallel episode processes")
+
+    @model_validator(mode="after")
+    def _endpoint_given(self) -> TracesParams:
+        if self.teacher == "endpoint" and self.endpoint is None:
+            raise ValueError("teacher 'endpoint' needs the endpoint section (base_url, model, api_key_env, ...)")
+        return self

@@ -24,7 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import UserError
 from ..files import atomic_write_text
-from ..policies.base import Policy
+from ..policies.base import Policy, PolicyError
+from ..policies.settings import EndpointSettings
 from ..runtime import RuntimeLimits
 from ..tasks import TaskInstance, read_tasks
 from .episode import Episode
@@ -46,7 +47,7 @@ class TraceJob(BaseModel):
     runtime: RuntimeName
     teacher: str
     teacher_style: RuntimeName
-    endpoint: dict[str, Any] | None
+    endpoint: EndpointSettings | None
     agent: AgentSettings
     limits: RuntimeLimits
     tokenizer: str
@@ -54,15 +55,18 @@ class TraceJob(BaseModel):
 
 
 def make_teacher(job: TraceJob) -> Policy:
+    """The teacher policy; a PolicyError (e.g. a missing API key) becomes a UserError."""
     if job.teacher == "scripted":
         from ..policies.scripted import ScriptedTeacher
 
         return ScriptedTeacher(job.teacher_style)
-    from ..policies.endpoint import EndpointPolicy, EndpointSettings
+    from ..policies.endpoint import EndpointPolicy
 
-    if job.endpoint is None:
-        raise UserError("params.yaml: traces.endpoint: required when traces.teacher is 'endpoint'")
-    return EndpointPolicy(EndpointSettings.model_validate(job.endpoint))
+    assert job.endpoint is not None  # TracesParams guarantees it
+    try:
+        return EndpointPolicy(job.endpoint)
+    except PolicyError as error:
+        raise UserError(f"traces.endpoint: {error}") from None
 
 
 _worker: dict[str, Any] = {}
@@ -138,6 +142,7 @@ def run_traces_stage(
         runtime=runtime, teacher=params.teacher, teacher_style=teacher_style or runtime, endpoint=params.endpoint, agent=agent, limits=limits,
         tokenizer=tokenizer, out_dir=episodes_dir,
     )
+    make_teacher(job).close()  # fail here, with a clear message, rather than inside a worker process
     _prepare(out_dir, fingerprint(job, tasks_file))
     metrics: dict[str, EpisodeMetrics] = {}
     todo = []

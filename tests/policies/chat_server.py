@@ -1,0 +1,136 @@
+"""A small real OpenAI-compatible server for the endpoint tests: stdlib HTTP in a thread.
+
+It serves POST /v1/chat/completions with a scripted reply and usage, records every request
+(body and headers), counts how many it handled at once, and fails on demand: an HTTP status
+for the first N requests, or a hang longer than the client's timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Script:
+    """What the server does with the next requests."""
+
+    fail_status: int | None = None  # answer this HTTP status ...
+    fail_times: int = 0  # ... to this many requests first
+    hang_s: float = 0.0  # sleep this long before answering (longer than the client timeout = a hang)
+    delay_s: float = 0.0  # work this long per request (to observe concurrency)
+    finish_reason: str = "stop"
+    text: str | None = None  # None: echo the seed and the last message, so tests can match replies to requests
+
+
+@dataclass
+class Seen:
+    """What the server observed."""
+
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+class ChatServer:
+    """Start with `start()`; `url` is the base URL a client uses (ends in /v1)."""
+
+    def __init__(self) -> None:
+        self.script = Script()
+        self.seen = Seen()
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.seen.bodies)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._release.set()  # wake hanging handlers
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.seen.bodies.append(body)
+            self.seen.headers.append(headers)
+            number = len(self.seen.bodies)
+            self.seen.in_flight += 1
+            self.seen.max_in_flight = max(self.seen.max_in_flight, self.seen.in_flight)
+            script = self.script
+        try:
+            if script.hang_s:
+                self._release.wait(script.hang_s)
+            if script.delay_s:
+                self._release.wait(script.delay_s)
+            if script.fail_status is not None and number <= script.fail_times:
+                return script.fail_status, {"error": {"message": f"scripted failure {number}", "type": "test", "code": script.fail_status}}
+            return 200, self._completion(body, script)
+        finally:
+            with self._lock:
+                self.seen.in_flight -= 1
+
+    @staticmethod
+    def _completion(body: dict[str, Any], script: Script) -> dict[str, Any]:
+        last = body["messages"][-1]["content"]
+        text = script.text if script.text is not None else f"seed={body.get('seed')} last={last}"
+        prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
+        completion_tokens = len(text.split())
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": script.finish_reason}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                if self.path != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status, payload = server._answer(body, {k.lower(): v for k, v in self.headers.items()})
+                self._send(status, payload)
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+            def log_message(self, *args: object) -> None:
+                pass  # keep test output clean
+
+        return Handler
