@@ -227,7 +227,8 @@ class Runtime:
         self.close()
 
     def close(self) -> None:
-        """Kill every worker; idempotent. No process outlives the runtime."""
+        """Kill every worker; idempotent. No worker outlives the runtime (the fork server is
+        shared by the runtimes of this process and exits when the process does)."""
         for worker in (self._worker, self._spare):
             if worker is not None:
                 worker.kill()
@@ -256,15 +257,14 @@ class Runtime:
             return StepResult(error=refusal, duration_s=time.perf_counter() - started)
         text = code.decode("utf-8") if isinstance(code, bytes) else code
         worker = self._worker
-        restarted = False
         try:
             worker.wait_ready()
         except WorkerStartError as exc:
-            return StepResult(error=ErrorInfo(type="WorkerStartError", message=str(exc), kind="infrastructure"))
-        result = self._execute(worker, text)
+            result = StepResult(error=ErrorInfo(type="WorkerStartError", message=str(exc), kind="infrastructure"))
+        else:
+            result = self._execute(worker, text)
         result.duration_s = time.perf_counter() - started
-        if result.error is not None and result.error.kind != "agent":
-            restarted = True
+        restarted = result.error is not None and result.error.kind != "agent"
         if restarted or not self.persistent:
             self._replace_worker()
             result.worker_restarted = restarted
