@@ -190,3 +190,11 @@ def test_worker_runs_as_an_unprivileged_user_without_the_parents_environment(per
 def test_start_and_block_latency_are_reported(persistent):
     assert 0 < persistent.worker_start_s < 30
     assert persistent.run("1").duration_s > 0
+
+
+def test_clearing_the_globals_does_not_bring_back_the_unguarded_builtins(persistent, counter):
+    persistent.run("kept = 1\nglobals().clear()")
+    assert persistent.run("open").error.type == "NameError"
+    assert persistent.run("__import__('os')").error.type == "ImportError"
+    assert persistent.run("add(1)").value_repr == "1" and counter.value == 1
+    assert persistent.run("kept").error.type == "NameError"

@@ -108,7 +108,7 @@ def _syntax_error(exc: SyntaxError) -> dict[str, Any]:
     return {"type": "SyntaxError", "message": f"{exc.msg} (line {exc.lineno})", "traceback": text, "kind": "agent"}
 
 
-def run_block(code: str, namespace: dict[str, Any], *, output_cap: int, repr_cap: int) -> dict[str, Any]:
+def run_block(code: str, namespace: dict[str, Any], *, tool_names: frozenset[str], output_cap: int, repr_cap: int) -> dict[str, Any]:
     """Run one block like a notebook cell: statements, then the repr of a final bare expression."""
     writer = CappedWriter(output_cap)
     result: dict[str, Any] = {"value_repr": None, "error": None}
@@ -140,7 +140,7 @@ def run_block(code: str, namespace: dict[str, Any], *, output_cap: int, repr_cap
             sys.stdout = saved
     result["stdout"] = writer.value()
     result["output_truncated"] = writer.dropped > 0
-    result["global_names"] = sorted(k for k in namespace if not k.startswith("__") and k not in namespace["__tools__"])
+    result["global_names"] = sorted(k for k in namespace if isinstance(k, str) and not k.startswith("__") and k not in tool_names)
     return result
 
 
@@ -150,7 +150,7 @@ def worker_main(conn: Connection, tool_names: list[str], memory_mb: int, output_
     confine(keep_fd=conn.fileno(), memory_mb=memory_mb)
     tools = {name: _tool_proxy(conn, name) for name in tool_names}
     safe_builtins = agent_builtins()
-    namespace: dict[str, Any] = {"__builtins__": safe_builtins, "__name__": "__main__", "__tools__": frozenset(tools), **tools}
+    namespace: dict[str, Any] = {"__builtins__": safe_builtins, "__name__": "__main__", **tools}
     protocol.send(conn, {"op": "ready", "setup_s": time.perf_counter() - started})
     while True:
         try:
@@ -159,8 +159,11 @@ def worker_main(conn: Connection, tool_names: list[str], memory_mb: int, output_
             break
         if message["op"] != "run" or not isinstance(message.get("code"), str):
             break
-        namespace.update(tools)  # a block may have rebound a tool name; the proxies come back each block
-        reply = run_block(message["code"], namespace, output_cap=output_cap, repr_cap=repr_cap)
+        # a block may have rebound a tool or cleared its globals: the proxies and the guarded
+        # builtins come back every block (exec would otherwise supply the unguarded builtins)
+        namespace.update(tools)
+        namespace["__builtins__"] = safe_builtins
+        reply = run_block(message["code"], namespace, tool_names=frozenset(tools), output_cap=output_cap, repr_cap=repr_cap)
         try:
             protocol.send(conn, {"op": "done", "seq": message.get("seq"), **reply})
         except (TypeError, ValueError, OSError):
