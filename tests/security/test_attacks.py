@@ -30,6 +30,8 @@ ATTACKS: dict[str, tuple[str, str]] = {
     "read parent environment": ("files", f"import json\njson.codecs.open('/proc/{{}}/environ'.format({os.getpid()})).read()"),
     "list directories": ("files", f"import random\n{OS}.listdir('/')"),
     "import io": ("files", "import io\nio.open('/etc/passwd').read()"),
+    "real builtins from a module's globals": ("files", "import json\njson.__dict__['__builtins__']['open']('/etc/passwd').read()"),
+    "builtins back through a cleared namespace": ("files", "globals().clear()\nopen('/etc/passwd').read()"),
     # -- writing files -------------------------------------------------------------------------
     "write with codecs": ("writes", f"import json\njson.codecs.open({str(CANARY)!r}, 'w').write('x')"),
     "mkdir via os": ("writes", f"import random\n{OS}.mkdir({str(CANARY)!r})"),
