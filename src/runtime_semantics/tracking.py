@@ -1,8 +1,8 @@
 """The one place that talks to MLflow.
 
-Default store: an embedded sqlite database at `<repo>/mlflow.db` with artifacts under
-`<repo>/mlruns` (set explicitly: MLflow's default is ./mlruns of whatever folder you are
-in). Set MLFLOW_TRACKING_URI to use a tracking server instead.
+Default store: an embedded sqlite database at `artifacts/mlflow/mlflow.db` with run artifacts
+under `artifacts/mlflow/artifacts` (set explicitly: MLflow's default is ./mlruns of whatever
+folder you are in). Set MLFLOW_TRACKING_URI to use a tracking server instead.
 """
 
 from __future__ import annotations
@@ -18,15 +18,22 @@ log = logging.getLogger(__name__)
 EXPERIMENT_PREFIX = "runtime-semantics"
 
 
+def store_dir(root: Path) -> Path:
+    return root / "artifacts" / "mlflow"
+
+
 def tracking_uri(root: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    if "MLFLOW_TRACKING_URI" in os.environ:
+        return os.environ["MLFLOW_TRACKING_URI"]
+    store_dir(root).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(store_dir(root) / 'mlflow.db').resolve()}"
 
 
 def _experiment(mlflow: Any, name: str, root: Path) -> str:
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    artifacts = (root / "mlruns").resolve().as_uri() if "MLFLOW_TRACKING_URI" not in os.environ else None
+    artifacts = (store_dir(root) / "artifacts").resolve().as_uri() if "MLFLOW_TRACKING_URI" not in os.environ else None
     return mlflow.create_experiment(name, artifact_location=artifacts)
 
 
