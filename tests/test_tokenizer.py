@@ -39,3 +39,32 @@ def test_counter_counts_chat_framing():
     counter = TokenCounter.from_pretrained("builtin:qwen3")
     assert counter.count_message("user", "hi") == 6
     assert counter.generation_header_tokens == 3
+
+
+def test_chat_template_marks_exactly_the_assistant_turns(qwen3):
+    messages = [
+        {"role": "system", "content": "You solve tasks."},
+        {"role": "user", "content": "Goal: take items."},
+        {"role": "assistant", "content": "First look.\n```python\nprint(1)\n```"},
+        {"role": "user", "content": "[output]\n1"},
+        {"role": "assistant", "content": "```python\nfinish()\n```"},
+    ]
+    encoded = qwen3.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    ids, mask = encoded["input_ids"], encoded["assistant_masks"]
+    spans, current = [], []
+    for token, marked in zip(ids, mask, strict=True):
+        if marked:
+            current.append(token)
+        elif current:
+            spans.append(qwen3.decode(current))
+            current = []
+    if current:
+        spans.append(qwen3.decode(current))
+    assert spans == [m["content"] + "<|im_end|>" for m in messages if m["role"] == "assistant"]
+
+
+def test_generation_prompt_opens_an_assistant_turn_with_thinking_off(qwen3):
+    text = qwen3.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    rendered = qwen3.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}], tokenize=False)
+    assert rendered.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\nok<|im_end|>\n")

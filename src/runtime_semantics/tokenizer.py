@@ -4,7 +4,9 @@ Qwen2, Qwen2.5 and Qwen3 share one byte-level BPE vocabulary (151,643 tokens, di
 one by one) plus special tokens from id 151,643 (`<|endoftext|>`, `<|im_start|>`,
 `<|im_end|>`, ... `<think>` 151,667, `</think>` 151,668). Machines here cannot download
 from the Hub, so we convert those ranks into a transformers fast tokenizer once and cache
-it. Token counts in every profile then match what Qwen3-8B's own tokenizer gives.
+it. Token counts in every profile then match what Qwen3-8B's own tokenizer gives. The saved
+tokenizer carries our Qwen3-format chat template (chat_template.jinja, thinking off, with
+generation marks around assistant turns for assistant-only training loss).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from .files import atomic_write_text
 
 BUILTIN_QWEN3 = "builtin:qwen3"
+CHAT_TEMPLATE_PATH = Path(__file__).with_name("chat_template.jinja")
 PRETOKENIZE_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
@@ -79,12 +82,15 @@ def _build(out_dir: Path) -> None:
         model_max_length=40960,
         clean_up_tokenization_spaces=False,
     )
+    tokenizer.chat_template = CHAT_TEMPLATE_PATH.read_text(encoding="utf-8")
     tokenizer.save_pretrained(str(out_dir))
 
 
 def _cache_dir() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "runtime-semantics"
-    digest = hashlib.sha256(_ranks_file().read_bytes() + "|".join(QWEN3_SPECIAL_TOKENS).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(
+        _ranks_file().read_bytes() + "|".join(QWEN3_SPECIAL_TOKENS).encode() + CHAT_TEMPLATE_PATH.read_bytes()
+    ).hexdigest()[:12]
     return base / f"qwen3-tokenizer-{digest}"
 
 
