@@ -104,6 +104,16 @@ def test_show_renders_an_episode(workspace):
     assert "turn 1" in shown.stdout and "list_items()" in shown.stdout and "score" in shown.stdout
 
 
+def test_a_missing_tokenizer_is_a_clear_error_before_any_episode(workspace):
+    root, env = workspace
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["smoke"]["student"]["tokenizer"] = "./no-such-tokenizer"
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    result = generate(root, env)
+    assert result.returncode == 2 and "no-such-tokenizer: tokenizer folder not found" in result.stderr
+    assert "Traceback" not in result.stderr and not (root / "artifacts" / "smoke" / "traces").exists()
+
+
 def test_unknown_runtime_is_a_clear_error(tmp_path):
     result = run_cli("traces", "generate", "--profile", "smoke", "--runtime", "notebook", cwd=tmp_path)
     assert result.returncode == 2 and "expected 'persistent' or 'stateless'" in result.stderr

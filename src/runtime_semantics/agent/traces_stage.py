@@ -142,7 +142,10 @@ def run_traces_stage(
         runtime=runtime, teacher=params.teacher, teacher_style=teacher_style or runtime, endpoint=params.endpoint, agent=agent, limits=limits,
         tokenizer=tokenizer, out_dir=episodes_dir,
     )
-    make_teacher(job).close()  # fail here, with a clear message, rather than inside a worker process
+    # fail here, with a clear message, rather than inside a worker process (forked workers
+    # also inherit the loaded token counter)
+    make_teacher(job).close()
+    TokenCounter.from_pretrained(tokenizer)
     _prepare(out_dir, fingerprint(job, tasks_file))
     metrics: dict[str, EpisodeMetrics] = {}
     todo = []
