@@ -51,9 +51,8 @@ def read_bpe_ranks(path: Path) -> dict[bytes, int]:
 
 
 def _build(out_dir: Path) -> None:
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers
+    from tokenizers import Tokenizer
     from tokenizers.models import BPE
-    from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     ranks = read_bpe_ranks(_ranks_file())
@@ -65,12 +64,27 @@ def _build(out_dir: Path) -> None:
 
     vocab, merges = _Converter(vocab_file="qwen.tiktoken").extract_vocab_merges_from_model("qwen.tiktoken")
     backend = Tokenizer(BPE(vocab, merges, fuse_unk=False, ignore_merges=False))
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
+    backend.pre_tokenizer = qwen3_pretokenizer()
+    save_qwen3_style(backend, out_dir)
+
+
+def qwen3_pretokenizer() -> Any:
+    """Qwen's split (digits one by one) followed by byte-level mapping, as in Qwen3's tokenizer.json."""
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
+
+
+def save_qwen3_style(backend: Any, out_dir: Path) -> None:
+    """Add Qwen3's special tokens (after the vocabulary, in Qwen3's order) and our chat template, and save."""
+    from tokenizers import AddedToken, decoders
+    from transformers import PreTrainedTokenizerFast
+
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(
         [AddedToken(t, special=t in _CONTROL_TOKENS, normalized=False) for t in QWEN3_SPECIAL_TOKENS]
