@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 tasks_app = typer.Typer(help="Opaque Knapsack task sets: generate them, summarise them.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+base_app = typer.Typer(help="The base model the conditions are fine-tuned from: build (tiny) or check (hub).", no_args_is_help=True)
+app.add_typer(base_app, name="base")
 traces_app = typer.Typer(help="Teacher traces: generate them per runtime, show one.", no_args_is_help=True)
 app.add_typer(traces_app, name="traces")
 
@@ -135,3 +137,29 @@ def traces_show(file: Annotated[Path, typer.Argument(help="A trace file, e.g. ar
     except UserError as error:
         raise _fail(error) from None
     render_trace(trace, Console())
+
+
+@base_app.command("build")
+def base_build(
+    profile: ProfileOption = "mini",
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+) -> None:
+    """Tiny: train the tokenizer and pretrain the model into <artifacts>/<profile>/base/. Hub: check the model loads."""
+    from .tracking import tracked_run
+    from .training.base_model import run_base_stage
+
+    try:
+        settings = load_settings(profile, params)
+        base = settings.stages.base
+        summary = run_base_stage(base, settings.task_family.easy, artifacts / profile / "base")
+    except UserError as error:
+        raise _fail(error) from None
+    run_params = {"kind": base.kind, "model": base.model, "vocab_size": base.vocab_size}
+    if base.architecture is not None and base.pretraining is not None:
+        run_params |= base.architecture.model_dump() | {f"pretraining.{k}": v for k, v in base.pretraining.model_dump().items()}
+    with tracked_run(root=Path.cwd(), profile=profile, stage="base", run_name=f"base-{base.kind}", params=run_params) as mlflow:
+        for step, loss in enumerate(summary.get("losses", [])):
+            mlflow.log_metric("pretraining_loss", loss, step=step)
+        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    print(json.dumps({k: v for k, v in summary.items() if k != "losses"}, indent=2))

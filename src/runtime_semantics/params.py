@@ -18,6 +18,7 @@ from .errors import UserError, describe_validation_error
 from .agent.settings import AgentSettings, TracesParams
 from .runtime.limits import RuntimeLimits
 from .tasks.settings import TaskFamily
+from .training.base_model import BaseParams
 
 PROFILES = ("smoke", "mini", "paper")
 DEFAULT_PARAMS_PATH = Path("params.yaml")
@@ -61,6 +62,7 @@ class ProfileParams(_Section):
     runtime: RuntimeLimits
     student: StudentParams
     traces: TracesParams
+    base: BaseParams
 
 
 class ParamsFile(_Section):

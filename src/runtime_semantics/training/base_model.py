@@ -1,0 +1,195 @@
+"""The `base` stage: the model every condition is fine-tuned from.
+
+`tiny` (smoke, mini): a Qwen3-architecture model small enough for a CPU, with its own BPE
+tokenizer, briefly pretrained on real Python source (the standard library on the machine)
+and task-style text (goal prompts, tool results), so that it knows some Python but has
+seen neither condition's traces. `hub` (paper): a Hugging Face id or local folder such as
+Qwen/Qwen3-8B; the stage only checks that its configuration and tokenizer can be loaded
+and records the reference, failing early with a clear message when they cannot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..errors import UserError
+from ..files import atomic_write_text
+from ..tasks import DifficultySettings, iter_set
+from .tiny_tokenizer import stdlib_sources, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TinyArchitecture(_Section):
+    """Qwen3Config sizes of the tiny model."""
+
+    hidden_size: int = Field(ge=8)
+    intermediate_size: int = Field(ge=8)
+    num_hidden_layers: int = Field(ge=1)
+    num_attention_heads: int = Field(ge=1)
+    num_key_value_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=4)
+    max_position_embeddings: int = Field(ge=128)
+
+
+class Pretraining(_Section):
+    """A short causal-LM pretraining on packed text."""
+
+    steps: int = Field(ge=1)
+    seq_len: int = Field(ge=16)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    warmup_steps: int = Field(ge=0)
+    seed: int
+
+
+class BaseParams(_Section):
+    """`<profile>.base`: which model the conditions start from."""
+
+    kind: Literal["tiny", "hub"]
+    model: str | None = Field(None, description="hub: a Hugging Face id or local folder, e.g. Qwen/Qwen3-8B")
+    vocab_size: int | None = Field(None, ge=512, description="tiny: BPE vocabulary size, Qwen3 specials included")
+    corpus_max_bytes: int | None = Field(None, ge=10_000, description="tiny: how much standard-library source to read")
+    architecture: TinyArchitecture | None = None
+    pretraining: Pretraining | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> BaseParams:
+        if self.kind == "hub" and not self.model:
+            raise ValueError("kind 'hub' needs model (a Hugging Face id or a local folder)")
+        if self.kind == "tiny" and None in (self.vocab_size, self.corpus_max_bytes, self.architecture, self.pretraining):
+            raise ValueError("kind 'tiny' needs vocab_size, corpus_max_bytes, architecture and pretraining")
+        return self
+
+
+def task_text(settings: DifficultySettings, n: int, seed: int) -> Iterator[str]:
+    """Task-style text without any trace: goal statements and tool results of fresh instances."""
+    from ..agent.prompts import PromptBuilder, PromptStyle
+
+    prompts = PromptBuilder(style=PromptStyle.MATCHED, persistent=False, max_tool_calls=25)
+    for task in iter_set(settings, split="pretraining", difficulty="easy", base_seed=seed, n=n):
+        items = {i: {"weight": it.weight, "value": it.value, "class": it.item_class} for i, it in task.hidden.items.items()}
+        yield prompts.goal(task.public.model_dump()) + "\n" + json.dumps(items)
+
+
+def _packed_batches(token_stream: list[int], params: Pretraining) -> Iterator[Any]:
+    """Random windows of `seq_len` tokens from the concatenated corpus, seeded."""
+    import torch
+
+    rng = random.Random(params.seed)
+    limit = len(token_stream) - params.seq_len - 1
+    if limit <= 0:
+        raise UserError(f"base.pretraining.seq_len: {params.seq_len} is longer than the whole corpus ({len(token_stream)} tokens)")
+    while True:
+        starts = [rng.randrange(limit) for _ in range(params.batch_size)]
+        yield torch.tensor([token_stream[s : s + params.seq_len] for s in starts])
+
+
+def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir: Path) -> dict[str, Any]:
+    """Train the tokenizer, pretrain the tiny model, save both to `out_dir`; returns the summary."""
+    import torch
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    assert params.architecture is not None and params.pretraining is not None and params.vocab_size and params.corpus_max_bytes
+    pre = params.pretraining
+    corpus = list(stdlib_sources(params.corpus_max_bytes)) + list(task_text(family_easy, 50, pre.seed))
+    tokenizer_dir = out_dir / "model"
+    train_tokenizer(corpus, vocab_size=params.vocab_size, out_dir=tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    stream: list[int] = []
+    for text in corpus:
+        stream.extend(tokenizer.encode(text, add_special_tokens=False) + [eos])
+
+    torch.manual_seed(pre.seed)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), tie_word_embeddings=True, bos_token_id=eos, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=eos, **params.architecture.model_dump(),
+    )
+    model = Qwen3ForCausalLM(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=pre.learning_rate, weight_decay=0.01)
+
+    def lr_factor(step: int) -> float:  # linear warmup, then cosine decay to zero
+        if step < pre.warmup_steps:
+            return (step + 1) / pre.warmup_steps
+        progress = (step - pre.warmup_steps) / max(1, pre.steps - pre.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    losses: list[float] = []
+    started = time.perf_counter()
+    model.train()
+    batches = _packed_batches(stream, pre)
+    with Progress(
+        TextColumn("base pretraining"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+    ) as progress:
+        bar = progress.add_task("steps", total=pre.steps, loss="-")
+        for _ in range(pre.steps):
+            batch = next(batches)
+            loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            progress.update(bar, advance=1, loss=f"{losses[-1]:.3f}")
+    elapsed = time.perf_counter() - started
+    model.save_pretrained(str(tokenizer_dir))
+    summary = {
+        "kind": "tiny",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab_size": len(tokenizer),
+        "corpus_documents": len(corpus),
+        "corpus_tokens": len(stream),
+        "steps": pre.steps,
+        "tokens_per_second": pre.steps * pre.batch_size * pre.seq_len / elapsed,
+        "first_loss": losses[0],
+        "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "losses": losses,
+    }
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def check_hub_base(params: BaseParams, out_dir: Path) -> dict[str, Any]:
+    """Make sure the named model's configuration and tokenizer load; record the reference."""
+    from transformers import AutoConfig
+
+    from ..hub import load_tokenizer
+
+    assert params.model is not None
+    try:
+        config = AutoConfig.from_pretrained(params.model)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"base.model: {params.model} cannot be loaded ({str(exc).splitlines()[0]}). Download it first "
+            f"(`hf download {params.model}` after `hf auth login`), or set base.model to a local folder"
+        ) from None
+    load_tokenizer(params.model)
+    summary = {"kind": "hub", "model": params.model, "architecture": config.model_type, "hidden_size": config.hidden_size}
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def run_base_stage(params: BaseParams, family_easy: DifficultySettings, out_dir: Path) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if params.kind == "hub":
+        return check_hub_base(params, out_dir)
+    return build_tiny_base(params, family_easy, out_dir)
