@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import mmap
 import os
 import resource
 import signal
@@ -26,6 +27,7 @@ PROBES = {
     "remove a file": lambda: os.unlink("/tmp/runtime-semantics-kernel-probe-missing"),
     "change a limit": lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),
     "change a signal handler": lambda: signal.signal(signal.SIGUSR1, lambda *a: None),
+    "map executable memory": lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC),
 }
 
 

@@ -2,7 +2,8 @@
 
 Layers, strongest first:
 1. kernel: a seccomp-bpf filter (no opening files, no sockets, no new processes or threads,
-   no sending signals, no ptrace, no changing limits, ids, timers or signal handlers),
+   no sending signals, no ptrace, no changing limits, ids, timers or signal handlers, no
+   shared memory between workers, no new executable memory),
    resource limits (address space, file size 0), a dropped user (nobody) when started as
    root, a parent-death signal, and no inherited descriptors except the pipe;
 2. interpreter: an audit hook refusing file, process, socket, ctypes and marshal/pickle
@@ -43,6 +44,7 @@ _DENIED_EVENT_PREFIXES = (
     "webbrowser.", "sys._current_frames", "gc.get_", "sys.settrace", "sys.setprofile", "cpython.run_",
 )  # fmt: skip
 NOBODY = 65534
+_PROT_EXEC = 0x4
 
 # Syscalls refused with EPERM once the filter is loaded (x86_64 and aarch64 names; unknown ones are skipped).
 _DENIED_SYSCALLS = (
@@ -61,6 +63,7 @@ _DENIED_SYSCALLS = (
     "setresgid", "setgroups", "setfsuid", "setfsgid", "capset", "prctl", "seccomp", "memfd_create",
     "rt_sigaction", "sigaltstack", "ioctl", "io_uring_setup", "io_uring_enter", "io_uring_register",
     "rt_sigqueueinfo", "rt_tgsigqueueinfo", "kill", "tkill", "tgkill", "setitimer", "alarm", "timer_create", "timer_settime",
+    "shmget", "shmat", "msgget", "msgsnd", "semget", "mq_open", "mq_timedsend",  # no memory shared between workers
 )  # fmt: skip
 
 
@@ -117,6 +120,8 @@ def build_seccomp_filter() -> seccomp.SyscallFilter:
         except (OSError, ValueError, RuntimeError):
             continue  # not a syscall on this architecture
     flt.add_rule(deny, "prlimit64", seccomp.Arg(2, seccomp.NE, 0))  # limits may be read, not changed
+    for name in ("mmap", "mprotect", "pkey_mprotect"):  # no new executable memory (injected machine code)
+        flt.add_rule(deny, name, seccomp.Arg(2, seccomp.MASKED_EQ, _PROT_EXEC, _PROT_EXEC))
     return flt
 
 
