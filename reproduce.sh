@@ -5,7 +5,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 
 # Stages that exist so far, in pipeline order (dvc.yaml defines each once per profile).
-STAGES=(tasks traces)
+STAGES=(tasks traces base)
 
 usage() {
   cat <<USAGE
@@ -52,7 +52,7 @@ case "$profile" in
 esac
 echo "Profile: $profile ($reason)"
 
-targets=("tasks@$profile" "traces@$profile-persistent" "traces@$profile-stateless")
+targets=("tasks@$profile" "traces@$profile-persistent" "traces@$profile-stateless" "base@$profile")
 if [[ $dry_run -eq 1 ]]; then
   dvc repro --dry "${targets[@]}"
   exit 0
@@ -65,3 +65,5 @@ python -m runtime_semantics tasks stats artifacts/"$profile"/tasks/*.jsonl
 for runtime in persistent stateless; do
   echo "Teacher traces, $runtime runtime: artifacts/$profile/traces/$runtime/summary.json"
 done
+echo "Base model: artifacts/$profile/base/ (summary.json)"
+echo "Runs in MLflow: .venv/bin/mlflow ui --backend-store-uri sqlite:///artifacts/mlflow/mlflow.db"

@@ -25,5 +25,5 @@ def test_dry_run_names_the_profile_and_its_stages_and_runs_nothing():
     result = reproduce("--profile", "smoke", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "Profile: smoke (chosen with --profile)" in result.stdout
-    for stage in ("tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless"):
+    for stage in ("tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke"):
         assert stage in result.stdout

@@ -114,7 +114,7 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     stream: list[int] = []
     for text in corpus:
-        stream.extend(tokenizer.encode(text, add_special_tokens=False) + [eos])
+        stream.extend(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"] + [eos])  # whole files: no length warning
 
     torch.manual_seed(pre.seed)
     config = Qwen3Config(
