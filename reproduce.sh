@@ -17,7 +17,7 @@ interrupted run resumes where it stopped.
 
   --profile P   smoke (seconds, CI), mini (CPU miniature replication), paper (the
                 paper's settings). Default: paper when a CUDA GPU is present, else mini.
-  --dry-run     print what would run, run nothing.
+  --dry-run     print the stages and what changed for each; run nothing.
   -h, --help    this text.
 USAGE
 }
@@ -54,7 +54,9 @@ echo "Profile: $profile ($reason)"
 
 targets=("tasks@$profile" "traces@$profile-persistent" "traces@$profile-stateless" "base@$profile")
 if [[ $dry_run -eq 1 ]]; then
-  dvc repro --dry "${targets[@]}"
+  # `dvc repro --dry` stops at the first stage whose inputs do not exist yet; status does not
+  echo "Would run, in order: ${targets[*]}"
+  dvc status "${targets[@]}"
   exit 0
 fi
 dvc repro "${targets[@]}"
