@@ -16,3 +16,17 @@ def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
     return subprocess.run(
         [sys.executable, "-m", "runtime_semantics", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120
     )
+
+
+def marked_spans(tokenizer, ids: list[int], marked: list[bool]) -> list[str]:
+    """Decode each maximal run of marked tokens (e.g. the tokens that carry a training label)."""
+    spans, current = [], []
+    for token, is_marked in zip(ids, marked, strict=True):
+        if is_marked:
+            current.append(token)
+        elif current:
+            spans.append(tokenizer.decode(current))
+            current = []
+    if current:
+        spans.append(tokenizer.decode(current))
+    return spans

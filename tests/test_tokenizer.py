@@ -2,6 +2,8 @@
 
 import pytest
 
+from helpers import marked_spans
+
 from runtime_semantics.agent.tokens import TokenCounter
 from runtime_semantics.tokenizer import PRETOKENIZE_PATTERN, QWEN3_SPECIAL_TOKENS, _ranks_file, load_builtin_qwen3, read_bpe_ranks
 
@@ -50,16 +52,7 @@ def test_chat_template_marks_exactly_the_assistant_turns(qwen3):
         {"role": "assistant", "content": "```python\nfinish()\n```"},
     ]
     encoded = qwen3.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-    ids, mask = encoded["input_ids"], encoded["assistant_masks"]
-    spans, current = [], []
-    for token, marked in zip(ids, mask, strict=True):
-        if marked:
-            current.append(token)
-        elif current:
-            spans.append(qwen3.decode(current))
-            current = []
-    if current:
-        spans.append(qwen3.decode(current))
+    spans = marked_spans(qwen3, encoded["input_ids"], [bool(m) for m in encoded["assistant_masks"]])
     assert spans == [m["content"] + "<|im_end|>" for m in messages if m["role"] == "assistant"]
 
 

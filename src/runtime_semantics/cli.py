@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -37,9 +39,14 @@ ParamsOption = Annotated[Path, typer.Option("--params", help="Path of the params
 ArtifactsOption = Annotated[Path, typer.Option("--artifacts", help="Root of the outputs; a profile writes under <root>/<profile>/.")]
 
 
-def _fail(error: UserError) -> typer.Exit:
-    print(f"error: {error}", file=sys.stderr)
-    return typer.Exit(code=2)
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A UserError becomes one line on stderr and exit code 2."""
+    try:
+        yield
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
 
 
 @app.callback()
@@ -56,11 +63,9 @@ def tasks_generate(
     """Generate the profile's training and evaluation task sets into <artifacts>/<profile>/tasks/."""
     from .tasks.stage import run_tasks_stage
 
-    try:
+    with _user_errors():
         settings = load_settings(profile, params)
         written = run_tasks_stage(settings, artifacts / profile / "tasks")
-    except UserError as error:
-        raise _fail(error) from None
     for name, path in written.items():
         print(f"{name}: {path}")
 
@@ -73,10 +78,8 @@ def tasks_stats(
     """Print n, mean items, mean optimal-set size, mean budget coverage, capacity ratio and optimal value."""
     from .tasks import read_tasks, task_set_stats
 
-    try:
+    with _user_errors():
         stats = {str(file): task_set_stats(read_tasks(file)).model_dump() for file in files}
-    except UserError as error:
-        raise _fail(error) from None
     if as_json:
         print(json.dumps(next(iter(stats.values())) if len(stats) == 1 else stats, indent=2))
         return
@@ -101,7 +104,7 @@ def traces_generate(
     from .agent.traces_stage import run_traces_stage
     from .tracking import tracked_run
 
-    try:
+    with _user_errors():
         if runtime not in ("persistent", "stateless"):
             raise UserError(f"--runtime: expected 'persistent' or 'stateless', got {runtime!r}")
         settings = load_settings(profile, params)
@@ -116,8 +119,6 @@ def traces_generate(
             limits=stages.runtime,
             tokenizer=stages.student.tokenizer,
         )
-    except UserError as error:
-        raise _fail(error) from None
     run_params = {"runtime": runtime, "teacher": stages.traces.teacher, "keep": stages.traces.keep, "tokenizer": stages.student.tokenizer,
                   "prompt_style": stages.agent.prompt_style.value, "tasks": stages.tasks.train.n}
     with tracked_run(root=Path.cwd(), profile=profile, stage="traces", run_name=f"traces-{runtime}", params=run_params) as mlflow:
@@ -132,10 +133,8 @@ def traces_show(file: Annotated[Path, typer.Argument(help="A trace file, e.g. ar
     from .agent.show import render_trace
     from .agent.trace import read_trace
 
-    try:
+    with _user_errors():
         trace = read_trace(file)
-    except UserError as error:
-        raise _fail(error) from None
     render_trace(trace, Console())
 
 
@@ -149,12 +148,10 @@ def base_build(
     from .tracking import tracked_run
     from .training.base_model import run_base_stage
 
-    try:
+    with _user_errors():
         settings = load_settings(profile, params)
         base = settings.stages.base
         summary = run_base_stage(base, settings.task_family.easy, artifacts / profile / "base")
-    except UserError as error:
-        raise _fail(error) from None
     run_params = {"kind": base.kind, "model": base.model, "vocab_size": base.vocab_size}
     if base.architecture is not None and base.pretraining is not None:
         run_params |= base.architecture.model_dump() | {f"pretraining.{k}": v for k, v in base.pretraining.model_dump().items()}

@@ -8,6 +8,8 @@ import json
 import pytest
 import torch
 
+from helpers import marked_spans
+
 from runtime_semantics.agent.settings import AgentSettings, TracesParams
 from runtime_semantics.agent.traces_stage import run_traces_stage
 from runtime_semantics.errors import UserError
@@ -68,15 +70,7 @@ def test_labels_cover_exactly_the_assistant_turns(trainer, traces_dir, tokenizer
     expected = [
         m["content"] + "<|im_end|>" for e in kept_examples(traces_dir) for m in e["messages"] if m["role"] == "assistant"
     ]
-    spans, current = [], []
-    for token, label in zip(ids.tolist(), labels.tolist(), strict=True):
-        if label != -100:
-            current.append(token)
-        elif current:
-            spans.append(tokenizer.decode(current))
-            current = []
-    if current:
-        spans.append(tokenizer.decode(current))
+    spans = marked_spans(tokenizer, ids.tolist(), [label != -100 for label in labels.tolist()])
     assert sorted(spans) == sorted(expected)  # packing may reorder examples, never split or merge turns
 
 
