@@ -5,7 +5,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 
 # Stages that exist so far, in pipeline order (dvc.yaml defines each once per profile).
-STAGES=(tasks traces base)
+STAGES=(tasks traces base train evaluate analyze report)
 
 usage() {
   cat <<USAGE
@@ -52,7 +52,8 @@ case "$profile" in
 esac
 echo "Profile: $profile ($reason)"
 
-targets=("tasks@$profile" "traces@$profile-persistent" "traces@$profile-stateless" "base@$profile")
+targets=("tasks@$profile" "traces@$profile-persistent" "traces@$profile-stateless" "base@$profile"
+         "train@$profile-persistent" "train@$profile-stateless" "evaluate@$profile" "analyze@$profile" "report@$profile")
 if [[ $dry_run -eq 1 ]]; then
   # `dvc repro --dry` stops at the first stage whose inputs do not exist yet; status does not
   echo "Would run, in order: ${targets[*]}"
@@ -68,4 +69,10 @@ for runtime in persistent stateless; do
   echo "Teacher traces, $runtime runtime: artifacts/$profile/traces/$runtime/summary.json"
 done
 echo "Base model: artifacts/$profile/base/ (summary.json)"
+for runtime in persistent stateless; do
+  echo "Adapter trained on $runtime traces: artifacts/$profile/train/$runtime/ (summary.json)"
+done
+echo "Evaluation matrix: artifacts/$profile/evaluation/<cell>/ (one result per episode)"
+results_dir=paper; [[ "$profile" != paper ]] && results_dir="paper/$profile"
+echo "Results section: $results_dir/results.md (and results.tex, figures/)"
 echo "Runs in MLflow: .venv/bin/mlflow ui --backend-store-uri sqlite:///artifacts/mlflow/mlflow.db"

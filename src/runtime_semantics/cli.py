@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import UserError
+from .files import atomic_write_text
 from .params import DEFAULT_PARAMS_PATH, PROFILES, load_settings
 
 app = typer.Typer(
@@ -31,11 +32,16 @@ tasks_app = typer.Typer(help="Opaque Knapsack task sets: generate them, summaris
 app.add_typer(tasks_app, name="tasks")
 base_app = typer.Typer(help="The base model the conditions are fine-tuned from: build (tiny) or check (hub).", no_args_is_help=True)
 app.add_typer(base_app, name="base")
+train_app = typer.Typer(help="Fine-tune the base on one runtime's teacher traces (QLoRA).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 traces_app = typer.Typer(help="Teacher traces: generate them per runtime, show one.", no_args_is_help=True)
 app.add_typer(traces_app, name="traces")
+data_app = typer.Typer(help="The authors' published data: fetch and import it, replay its traces in our runtime.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 ProfileOption = Annotated[str, typer.Option("--profile", "-p", help=f"Settings profile in params.yaml: {', '.join(PROFILES)}.")]
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path of the params file.")]
+PARENT_RUN_ID_FILE = "mlflow_parent_run_id.txt"  # the evaluate stage's MLflow run; analyze and report log into it
 ArtifactsOption = Annotated[Path, typer.Option("--artifacts", help="Root of the outputs; a profile writes under <root>/<profile>/.")]
 
 
@@ -110,18 +116,24 @@ def traces_generate(
         settings = load_settings(profile, params)
         stages = settings.stages
         out_dir = artifacts / profile / "traces" / runtime
-        summary = run_traces_stage(
-            tasks_file=artifacts / profile / "tasks" / "train.jsonl",
-            out_dir=out_dir,
-            runtime=runtime,
-            params=stages.traces,
-            agent=stages.agent,
-            limits=stages.runtime,
-            tokenizer=stages.student.tokenizer,
-        )
+        if stages.traces.teacher == "published":  # the authors' teacher traces, imported instead of generated
+            from .published.teacher_import import run_published_teacher
+
+            summary = run_published_teacher(params=stages.traces, runtime=runtime, out_dir=out_dir, tokenizer=stages.student.tokenizer)
+        else:
+            summary = run_traces_stage(
+                tasks_file=artifacts / profile / "tasks" / "train.jsonl",
+                out_dir=out_dir,
+                runtime=runtime,
+                params=stages.traces,
+                agent=stages.agent,
+                limits=stages.runtime,
+                tokenizer=stages.student.tokenizer,
+            )
     run_params = {"runtime": runtime, "teacher": stages.traces.teacher, "keep": stages.traces.keep, "tokenizer": stages.student.tokenizer,
                   "prompt_style": stages.agent.prompt_style.value, "tasks": stages.tasks.train.n}
-    with tracked_run(root=Path.cwd(), profile=profile, stage="traces", run_name=f"traces-{runtime}", params=run_params) as mlflow:
+    with tracked_run(root=Path.cwd(), profile=profile, stage="traces", run_name=f"traces-{runtime}", params=run_params,
+                     tags={"dvc_stage": f"traces@{profile}-{runtime}"}) as mlflow:
         mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
         mlflow.log_artifact(str(out_dir / "summary.json"))
     print(json.dumps(summary, indent=2))
@@ -160,3 +172,182 @@ def base_build(
             mlflow.log_metric("pretraining_loss", loss, step=step)
         mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     print(json.dumps({k: v for k, v in summary.items() if k != "losses"}, indent=2))
+
+
+@train_app.command("run")
+def train_run(
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="Whose traces to train on: persistent or stateless.")],
+    profile: ProfileOption = "mini",
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+) -> None:
+    """Train a LoRA adapter into <artifacts>/<profile>/train/<runtime>/; re-run after a kill to resume."""
+    from .tracking import tracked_run
+    from .training.sft_data import kept_examples
+    from .training.train_stage import base_model_source, run_train_stage
+
+    with _user_errors():
+        if runtime not in ("persistent", "stateless"):
+            raise UserError(f"--runtime: expected 'persistent' or 'stateless', got {runtime!r}")
+        settings = load_settings(profile, params)
+        train = settings.stages.train
+        run_params = {"runtime": runtime, "base": settings.stages.base.model or "tiny"} | {
+            k: v for k, v in train.model_dump().items() if not isinstance(v, dict)
+        } | {f"lora.{k}": v for k, v in train.lora.model_dump().items()} | {f"quantization.{k}": v for k, v in train.quantization.model_dump().items()}
+        out_dir = artifacts / profile / "train" / runtime
+        base_model_source(settings.stages.base, artifacts / profile / "base")  # fail before opening a run
+        kept_examples(artifacts / profile / "traces" / runtime)
+        with tracked_run(root=Path.cwd(), profile=profile, stage="train", run_name=f"train-{runtime}", params=run_params,
+                         tags={"dvc_stage": f"train@{profile}-{runtime}"}) as mlflow:
+            summary = run_train_stage(
+                params=train, base=settings.stages.base, base_dir=artifacts / profile / "base",
+                traces_dir=artifacts / profile / "traces" / runtime, out_dir=out_dir,
+                on_log=lambda metrics, step: mlflow.log_metrics(metrics, step=step),
+            )
+            mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            mlflow.log_artifacts(str(out_dir / "adapter"), artifact_path="adapter")
+            mlflow.log_artifact(str(out_dir / "summary.json"))
+    print(json.dumps({k: v for k, v in summary.items() if k != "log_history"}, indent=2))
+
+
+PublishedDirOption = Annotated[Path, typer.Option("--published", help="The imported data (data fetch-published writes it).")]
+
+
+@app.command("evaluate")
+def evaluate(
+    profile: ProfileOption = "mini",
+    cell: Annotated[
+        list[str] | None,
+        typer.Option("--cell", "-c", help="Only this cell, e.g. trained-persistent.stateless.easy (repeatable); default: all 12."),
+    ] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+) -> None:
+    """Run the evaluation matrix into <artifacts>/<profile>/evaluation/; re-run after a kill to resume."""
+    from .evaluation.results import Cell, all_cells
+    from .evaluation.stage import EvaluationInputs, policy_factory, run_cells
+    from .tracking import tracked_run
+
+    with _user_errors():
+        settings = load_settings(profile, params)
+        stages = settings.stages
+        cells = [Cell.parse(c) for c in cell] if cell else all_cells()
+        inputs = EvaluationInputs(
+            profile_dir=artifacts / profile, params=stages.evaluate, agent=stages.agent, limits=stages.runtime, base=stages.base,
+            tokenizer=stages.student.tokenizer,
+        )
+        for c in cells:  # a missing model or task file fails here, before any run opens
+            inputs.tasks(c), inputs.base_model(), inputs.adapter(c.model)
+        run_params = {"engine": stages.evaluate.engine, "episodes_per_cell": stages.evaluate.episodes_per_cell,
+                      "concurrent_episodes": stages.evaluate.concurrent_episodes, "base": inputs.base_model(),
+                      "cells": ",".join(c.id for c in cells)} | {f"decoding.{k}": v for k, v in stages.evaluate.decoding.model_dump().items()}
+        with tracked_run(root=Path.cwd(), profile=profile, stage="evaluate", run_name="evaluate", params=run_params) as mlflow:
+            inputs.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(inputs.out_dir / PARENT_RUN_ID_FILE, mlflow.active_run().info.run_id + "\n")
+
+            def log_cell(done: Cell, summary: dict) -> None:
+                with mlflow.start_run(run_name=done.id, nested=True, experiment_id=mlflow.active_run().info.experiment_id,
+                                      tags={"stage": "evaluate-cell", "profile": profile}):
+                    mlflow.log_params({"model": done.model, "runtime": done.runtime, "difficulty": done.difficulty, "profile": profile})
+                    mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+            with policy_factory(inputs) as make_policy:
+                summaries = run_cells(inputs, cells, make_policy, on_cell_done=log_cell)
+    table = Table("cell", "episodes", "mean score", "solved", "steps", "tokens", "missing-var")
+    for s in summaries.values():
+        table.add_row(s["cell"], str(s["episodes"]), f"{s['mean_score']:.3f}", str(s["solved"]), f"{s['mean_steps']:.1f}",
+                      f"{s['mean_total_tokens']:.0f}", f"{s['missing_variable_rate']:.0%}")
+    Console().print(table)
+
+
+@data_app.command("fetch-published")
+def data_fetch_published(
+    dest: Annotated[Path | None, typer.Option("--dest", help="Download into this folder (default: published.download_dir in params).")] = None,
+    source: Annotated[Path | None, typer.Option("--from", help="Import a copy already on disk instead of downloading.")] = None,
+    out: PublishedDirOption = Path("artifacts/published"),
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Download the authors' tasks, teacher traces and evaluation traces (huggingface_hub), then import them into OUT."""
+    from .params import load_params_file
+    from .published.fetch import fetch_published
+    from .published.importer import import_published
+
+    with _user_errors():
+        if dest is not None and source is not None:
+            raise UserError("--dest and --from: give one (--from imports a copy already on disk, so nothing is downloaded)")
+        published = load_params_file(params).published
+        if source is None:
+            source = fetch_published(dest or published.download_dir, published.repos)
+        summary = import_published(source, out, published)
+    print(json.dumps(summary, indent=2))
+
+
+@data_app.command("replay")
+def data_replay(
+    published: PublishedDirOption = Path("artifacts/published"),
+    cells: Annotated[list[str] | None, typer.Option("--cell", help="Only this cell, e.g. trained-persistent.stateless.easy (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many episodes per cell.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where report.json and report.md go.")] = Path("artifacts/published-replay"),
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Re-run each imported evaluation trace's code in our runtime; report agreement per cell and each first divergence."""
+    from .params import load_params_file
+    from .published.replay_report import render_markdown, run_replay, write_report
+
+    with _user_errors():
+        settings = load_params_file(params).published
+        report = run_replay(published, limits=settings.runtime, tool_calls_per_block=settings.runtime.max_tool_calls_per_block,
+                            cells=cells, limit=limit)  # fmt: skip
+        write_report(out, report)
+    print(render_markdown(report), end="")
+
+
+PaperOption = Annotated[Path, typer.Option("--paper", help="Folder with templates/ and reference.yaml; the report is written into it.")]
+
+
+@app.command("analyze")
+def analyze(
+    profile: ProfileOption = "mini",
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+) -> None:
+    """Summarise, test and plot the evaluation results into <artifacts>/<profile>/analysis/ (analysis.json, figures/, tables/)."""
+    from .analysis.stage import run_analysis_stage
+    from .tracking import parent_or_own_run
+
+    with _user_errors():
+        settings = load_settings(profile, params).stages.analysis
+        evaluation_dir = artifacts / profile / "evaluation"
+        out_dir = artifacts / profile / "analysis"
+        record = run_analysis_stage(
+            profile=profile, evaluation_dir=evaluation_dir, train_dir=artifacts / profile / "train", out_dir=out_dir, params=settings
+        )
+        with parent_or_own_run(root=Path.cwd(), profile=profile, stage="analyze", parent_run_id_file=evaluation_dir / PARENT_RUN_ID_FILE,
+                               params=settings.model_dump()) as mlflow:
+            mlflow.log_artifacts(str(out_dir), artifact_path="analysis")
+    print(f"{record.episodes} episodes in {len(record.cells)} cells: {out_dir}")
+
+
+@app.command("report")
+def report(
+    profile: ProfileOption = "mini",
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+    paper: PaperOption = Path("paper"),
+) -> None:
+    """Render the results section (results.md, results.tex, figures/) into paper/ for the paper profile, paper/<profile>/ otherwise."""
+    from .report.stage import run_report_stage
+    from .tracking import parent_or_own_run
+
+    with _user_errors():
+        load_settings(profile, params)  # a bad params file or profile fails here, like every stage
+        outputs = run_report_stage(root=Path.cwd(), profile=profile, analysis_dir=artifacts / profile / "analysis", paper_dir=paper)
+        with parent_or_own_run(root=Path.cwd(), profile=profile, stage="report",
+                               parent_run_id_file=artifacts / profile / "evaluation" / PARENT_RUN_ID_FILE, params={"paper": str(paper)}) as mlflow:
+            for path in outputs.values():
+                if path.is_dir():
+                    mlflow.log_artifacts(str(path), artifact_path=f"report/{path.name}")
+                else:
+                    mlflow.log_artifact(str(path), artifact_path="report")
+    for path in outputs.values():
+        print(path)

@@ -1,10 +1,14 @@
-"""Atomic file writes: a killed stage never leaves a half-written file behind."""
+"""Atomic file writes and resumable stage folders: a killed stage never leaves a half-written file."""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -21,3 +25,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def prepare_resumable_dir(out_dir: Path, fingerprint: str) -> bool:
+    """Keep a stage's partial output when it was made with the same settings and code.
+
+    `fingerprint` is a hash of everything that decides the output; a folder stamped with a
+    different one (or none) is deleted, so a resumed run never mixes two configurations.
+    Returns True when earlier work is kept.
+    """
+    out_dir = Path(out_dir)
+    stamp = out_dir / "fingerprint.txt"
+    kept = out_dir.exists() and stamp.exists() and stamp.read_text().strip() == fingerprint
+    if out_dir.exists() and not kept:
+        log.warning("%s holds output of another configuration; starting afresh", out_dir)
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, fingerprint + "\n")
+    return kept

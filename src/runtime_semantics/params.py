@@ -1,6 +1,7 @@
 """params.yaml: the single source of settings, validated into typed models.
 
-Layout: `task_family` (the paper's Opaque Knapsack definition, shared by all profiles) and
+Layout: `task_family` (the paper's Opaque Knapsack definition, shared by all profiles),
+`published` (fetching, importing and replaying the authors' published data) and
 one section per profile (`smoke`, `mini`, `paper`) holding one sub-section per pipeline
 stage. Any problem (unknown key, wrong type, unknown profile, YAML syntax) raises UserError
 with one line naming the file, the dotted key and what was expected.
@@ -16,9 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError, describe_validation_error
 from .agent.settings import AgentSettings, TracesParams
+from .analysis.settings import AnalysisParams
+from .published.settings import PublishedParams
 from .runtime.limits import RuntimeLimits
 from .tasks.settings import TaskFamily
 from .training.base_model import BaseParams
+from .training.settings import TrainParams
+from .evaluation.settings import EvaluateParams
 
 PROFILES = ("smoke", "mini", "paper")
 DEFAULT_PARAMS_PATH = Path("params.yaml")
@@ -63,12 +68,16 @@ class ProfileParams(_Section):
     student: StudentParams
     traces: TracesParams
     base: BaseParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    analysis: AnalysisParams
 
 
 class ParamsFile(_Section):
     """The whole params.yaml."""
 
     task_family: TaskFamily
+    published: PublishedParams
     smoke: ProfileParams
     mini: ProfileParams
     paper: ProfileParams

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,16 +38,59 @@ def _experiment(mlflow: Any, name: str, root: Path) -> str:
     return mlflow.create_experiment(name, artifact_location=artifacts)
 
 
+def source_revision(root: Path) -> str:
+    """The git commit the code ran from, `+dirty` when the work tree had changes; `unknown` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty.strip() else "")
+
+
 @contextmanager
 def tracked_run(
     *, root: Path, profile: str, stage: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None
 ) -> Iterator[Any]:
-    """An MLflow run in experiment `runtime-semantics/<profile>`; yields the mlflow module for logging."""
+    """An MLflow run in experiment `runtime-semantics/<profile>`, tagged with stage, profile, git
+    revision and the DVC stage that runs it; yields the mlflow module for logging."""
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(root))
     experiment_id = _experiment(mlflow, f"{EXPERIMENT_PREFIX}/{profile}", root)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={"stage": stage, "profile": profile, **(tags or {})}):
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={
+        "stage": stage, "profile": profile, "git_revision": source_revision(root), "dvc_stage": f"{stage}@{profile}", **(tags or {})
+    }):
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        yield mlflow
+
+
+@contextmanager
+def parent_or_own_run(
+    *, root: Path, profile: str, stage: str, parent_run_id_file: Path, params: Mapping[str, Any]
+) -> Iterator[Any]:
+    """Log into the run whose id `parent_run_id_file` holds (the evaluation's parent run), else into a new run.
+
+    The figures and the results section belong with the evaluation they summarise; results
+    made without that run (e.g. imported) still get their analysis tracked, in a run of its own.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from .errors import UserError
+
+    if not Path(parent_run_id_file).exists():
+        log.info("%s not found: logging %s into a run of its own", parent_run_id_file, stage)
+        with tracked_run(root=root, profile=profile, stage=stage, run_name=stage, params=params) as own:
+            yield own
+        return
+    run_id = Path(parent_run_id_file).read_text(encoding="utf-8").strip()
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri(root))
+    try:
+        mlflow.get_run(run_id)
+    except MlflowException:
+        raise UserError(f"{parent_run_id_file}: run {run_id!r} is not in the MLflow store {tracking_uri(root)}") from None
+    with mlflow.start_run(run_id=run_id):
         yield mlflow

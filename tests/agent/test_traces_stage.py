@@ -17,7 +17,7 @@ from helpers import REPO_ROOT, run_cli
 from runtime_semantics.agent.metrics import EpisodeMetrics
 from runtime_semantics.agent.settings import TracesParams
 from runtime_semantics.agent.trace import read_trace
-from runtime_semantics.agent.traces_stage import _prepare, keep_trace
+from runtime_semantics.agent.traces_stage import keep_trace
 
 N_TASKS = 16
 
@@ -137,14 +137,3 @@ def test_keep_rules():
     assert not keep_trace(metrics(), params("solved")) and keep_trace(metrics(solved=True, score=1.0), params("solved"))
     assert keep_trace(metrics(score=0.6), params("min_score", 0.5)) and not keep_trace(metrics(score=0.4), params("min_score", 0.5))
     assert not keep_trace(metrics(infrastructure_failure=True), params("all"))
-
-
-def test_changed_settings_start_afresh_and_equal_settings_keep_finished_episodes(tmp_path):
-    out = tmp_path / "traces"
-    _prepare(out, "config-a")
-    (out / "episodes").mkdir()
-    (out / "episodes" / "x.trace.json").write_text("{}")
-    _prepare(out, "config-a")
-    assert (out / "episodes" / "x.trace.json").exists()
-    _prepare(out, "config-b")
-    assert not (out / "episodes").exists()

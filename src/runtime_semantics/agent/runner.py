@@ -1,13 +1,16 @@
-"""Drive episodes to the end: one at a time, or several advancing together in lock-step.
+"""Drive episodes to the end: one at a time, several in lock-step, or a rolling pool.
 
 Advancing K episodes together lets a policy answer their K next turns in one call (one
-batched `generate` for a local model); the runtime blocks of the K episodes then run one
-after another in this process, each in its own sandbox worker.
+batched `generate` for a local model). In the rolling pool the K runtime blocks then run
+in parallel (each in its own sandbox worker; the threads here only wait on them), and a
+finished episode hands its slot to the next task at once instead of waiting for the
+slowest of its batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from ..policies.base import Policy, PolicyError
 from .episode import Episode
@@ -42,3 +45,41 @@ def run_episode(episode: Episode, policy: Policy) -> Trace:
     """Open, run and close one episode."""
     with episode:
         return run_lockstep([episode], policy)[0]
+
+
+def run_rolling(
+    episodes: Iterable[Episode], policy: Policy, *, slots: int, on_done: Callable[[Trace], None]
+) -> None:
+    """Keep up to `slots` episodes running; each finished trace goes to `on_done` as soon as it ends.
+
+    Episodes are opened lazily from the iterable, so a long evaluation holds only `slots`
+    sandbox workers. With a policy whose replies do not depend on batch composition (greedy
+    decoding), every trace is the same as when the episode runs alone.
+    """
+    pending: Iterator[Episode] = iter(episodes)
+    active: list[Episode] = []
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="episode") as threads:
+        try:
+            while True:
+                while len(active) < slots and (episode := next(pending, None)) is not None:
+                    active.append(episode.__enter__())
+                if not active:
+                    return
+                requests = {id(e): e.next_request() for e in active}
+                waiting = [e for e in active if requests[id(e)] is not None]
+                if waiting:
+                    try:
+                        replies = policy.next_turns([requests[id(e)] for e in waiting])
+                    except PolicyError as error:
+                        for episode in waiting:
+                            episode.fail(error)
+                    else:
+                        list(threads.map(lambda pair: pair[0].advance(pair[1]), zip(waiting, replies, strict=True)))
+                for episode in [e for e in active if e.done]:
+                    trace = episode.trace()
+                    episode.__exit__(None, None, None)
+                    active.remove(episode)
+                    on_done(trace)
+        finally:
+            for episode in active:
+                episode.__exit__(None, None, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,8 +25,13 @@ class TracesParams(BaseModel):
     """`<profile>.traces`: who the teacher is and which traces become training data."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    teacher: Literal["scripted", "endpoint"] = Field(description="scripted: offline teacher; endpoint: an OpenAI-compatible API")
+    teacher: Literal["scripted", "endpoint", "published"] = Field(
+        description="scripted: offline teacher; endpoint: an OpenAI-compatible API; published: import the authors' teacher traces"
+    )
     endpoint: EndpointSettings | None = Field(None, description="the API to call when teacher is 'endpoint'")
+    published_dir: Path | None = Field(
+        None, description="teacher 'published': a downloaded copy of the authors' train dataset (data fetch-published)"
+    )
     keep: Literal["all", "solved", "min_score"] = Field(description="which traces are kept for training")
     min_score: float = Field(0.0, ge=0, le=1, description="threshold when keep is 'min_score'")
     workers: int = Field(ge=1, description="parallel episode processes")
@@ -34,4 +40,6 @@ class TracesParams(BaseModel):
     def _endpoint_given(self) -> TracesParams:
         if self.teacher == "endpoint" and self.endpoint is None:
             raise ValueError("teacher 'endpoint' needs the endpoint section (base_url, model, api_key_env, ...)")
+        if self.teacher == "published" and self.published_dir is None:
+            raise ValueError("teacher 'published' needs published_dir (the downloaded train dataset, e.g. data/published/agents-learn-runtime-train)")
         return self

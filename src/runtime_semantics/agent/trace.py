@@ -84,6 +84,10 @@ class Trace(_Record):
     infrastructure_error: str | None = None
     outcome: Outcome
     timing: EpisodeTiming = Field(default_factory=EpisodeTiming)
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fields of an imported trace that have no place above (runtime_semantics.published); empty for our own",
+    )
 
     def content_dump(self) -> dict[str, Any]:
         """Everything except wall-clock timings: equal for two runs of the same seeds."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from statistics import fmean
@@ -23,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import UserError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, prepare_resumable_dir
 from ..policies.base import Policy, PolicyError
 from ..policies.settings import EndpointSettings
 from ..runtime import RuntimeLimits
@@ -60,6 +59,8 @@ def make_teacher(job: TraceJob) -> Policy:
         from ..policies.scripted import ScriptedTeacher
 
         return ScriptedTeacher(job.teacher_style)
+    if job.teacher == "published":
+        raise UserError("traces.teacher: 'published' runs no teacher; its traces are imported (runtime_semantics.published.teacher_import)")
     from ..policies.endpoint import EndpointPolicy
 
     assert job.endpoint is not None  # TracesParams guarantees it
@@ -107,16 +108,6 @@ def fingerprint(job: TraceJob, tasks_file: Path) -> str:
     return digest.hexdigest()
 
 
-def _prepare(out_dir: Path, marker: str) -> None:
-    """Keep finished episodes of the same configuration; start afresh for another one."""
-    stamp = out_dir / "fingerprint.txt"
-    if out_dir.exists() and (not stamp.exists() or stamp.read_text().strip() != marker):
-        log.warning("%s holds traces of another configuration; starting afresh", out_dir)
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, marker + "\n")
-
-
 def keep_trace(metrics: EpisodeMetrics, params: TracesParams) -> bool:
     if metrics.infrastructure_failure:
         return False
@@ -146,7 +137,7 @@ def run_traces_stage(
     # also inherit the loaded token counter)
     make_teacher(job).close()
     TokenCounter.from_pretrained(tokenizer)
-    _prepare(out_dir, fingerprint(job, tasks_file))
+    prepare_resumable_dir(out_dir, fingerprint(job, tasks_file))
     metrics: dict[str, EpisodeMetrics] = {}
     todo = []
     for task in tasks:

@@ -1,0 +1,1 @@
+"""Evaluation results -> per-cell summaries, paired tests, figures and tables (the `analyze` stage)."""

@@ -1,0 +1,97 @@
+"""Tables in Markdown and LaTeX (booktabs) from the cell summaries, one builder for both formats.
+
+`main` mirrors the paper's main table (score %, solved, steps, tokens, time, score per 1k
+tokens); `errors` holds the error and behaviour columns behind claims 2 and 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..files import atomic_write_text
+from .conditions import condition_label
+from .record import CellSummary, Estimate
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "→": r"$\rightarrow$", "±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$",
+    "<": r"$<$", ">": r"$>$", "—": "---", "−": "$-$",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in str(text))
+
+
+def with_interval(estimate: Estimate, scale: float = 1.0, digits: int = 1) -> str:
+    """'75.4 [70.7, 80.1]': the estimate and its interval, scaled (e.g. 100 for a share in %)."""
+    v, lo, hi = (scale * x for x in (estimate.value, estimate.low, estimate.high))
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    numeric: bool
+    cell: Callable[[CellSummary], str]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    caption: str
+    columns: Sequence[Column]
+
+
+_LEAD = (Column("Difficulty", False, lambda s: s.difficulty), Column("Condition (training → runtime)", False, lambda s: condition_label(s.condition)))
+
+TABLES = (
+    Table("main", "Main results per condition and difficulty: mean score (% of optimal) with its 95% bootstrap interval, "
+                  "solved episodes, and mean steps, total tokens and wall time per episode.", _LEAD + (
+        Column("Score % [95% CI]", True, lambda s: with_interval(s.score_pct)),
+        Column("Solved", True, lambda s: f"{s.solved}/{s.episodes}"),
+        Column("Steps", True, lambda s: f"{s.steps:.2f}"),
+        Column("Tokens", True, lambda s: f"{s.total_tokens:,.0f}"),
+        Column("Time (s)", True, lambda s: f"{s.duration_s:.1f}"),
+        Column("Score / 1k tokens", True, lambda s: f"{s.score_per_1k_tokens:.2f}"),
+    )),
+    Table("errors", "Errors and state use per condition and difficulty: share of episodes with a missing-variable error and with "
+                    "any failing turn (95% Wilson intervals), mean failing turns per recovery loop, cross-turn reuse per step, and "
+                    "episodes hit by an infrastructure failure (worker crash, endpoint error; not the model's doing).", _LEAD + (
+        Column("Missing-variable episodes % [95% CI]", True, lambda s: with_interval(s.missing_variable_share, 100)),
+        Column("Episodes with errors % [95% CI]", True, lambda s: with_interval(s.any_error_share, 100)),
+        Column("Recovery-loop length", True, lambda s: "no loops" if s.recovery_loop_length is None else f"{s.recovery_loop_length:.2f}"),
+        Column("Reuse per step", True, lambda s: f"{s.state_reuse:.2f}"),
+        Column("Infrastructure failures", True, lambda s: str(s.infrastructure_failures)),
+    )),
+)
+
+
+def markdown_table(table: Table, cells: Sequence[CellSummary]) -> str:
+    lines = ["| " + " | ".join(c.header for c in table.columns) + " |", "|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|"]
+    lines += ["| " + " | ".join(c.cell(s) for c in table.columns) + " |" for s in cells]
+    return "\n".join(lines) + "\n"
+
+
+def latex_table(table: Table, cells: Sequence[CellSummary]) -> str:
+    spec = "".join("r" if c.numeric else "l" for c in table.columns)
+    lines = [
+        r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{latex_escape(table.caption)}}}", rf"\label{{tab:{table.name}}}",
+        r"\resizebox{\linewidth}{!}{%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(latex_escape(c.header) for c in table.columns) + r" \\", r"\midrule",
+    ]
+    for index, summary in enumerate(cells):
+        if index and summary.difficulty != cells[index - 1].difficulty:
+            lines.append(r"\midrule")
+        lines.append(" & ".join(latex_escape(c.cell(summary)) for c in table.columns) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(out_dir: Path, cells: Sequence[CellSummary]) -> list[str]:
+    """Write <name>.md and <name>.tex for every table; returns the names."""
+    for table in TABLES:
+        atomic_write_text(Path(out_dir) / f"{table.name}.md", markdown_table(table, cells))
+        atomic_write_text(Path(out_dir) / f"{table.name}.tex", latex_table(table, cells))
+    return [table.name for table in TABLES]

@@ -1,0 +1,59 @@
+"""`<profile>.evaluate`: how many episodes per cell, how the models decode, which engine serves them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..policies.settings import EndpointSettings
+
+
+class DecodingSettings(BaseModel):
+    """Decoding of every evaluated model (the same for all cells)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_new_tokens: int = Field(ge=1, description="most tokens per assistant turn")
+    do_sample: bool = Field(description="false: greedy, deterministic on CPU (a killed run resumes to identical results)")
+    temperature: float = Field(0.7, gt=0, description="used when do_sample is true")
+    top_p: float = Field(0.8, gt=0, le=1, description="used when do_sample is true")
+
+
+class VllmSettings(BaseModel):
+    """The paper's engine: `vllm serve` with the base model and both adapters (LoRA modules)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    port: int = Field(8765, ge=1024, le=65535)
+    max_num_seqs: int = Field(ge=1, description="concurrent sequences the server batches (paper: 4)")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    startup_timeout_s: float = Field(900, gt=0, description="loading an 8B model can take minutes")
+    max_lora_rank: int = Field(64, ge=1, description="at least train.lora.r")
+
+
+class EvaluateParams(BaseModel):
+    """The 12-cell matrix: every cell runs the same first `episodes_per_cell` tasks in the same order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    episodes_per_cell: int = Field(ge=1, description="tasks per cell, taken in file order from eval_easy/eval_hard (paper: 100)")
+    concurrent_episodes: int = Field(ge=1, description="episodes advancing together; their turns are generated in one batch")
+    engine: Literal["transformers", "vllm"] = Field(
+        description="transformers: in-process generate (CPU or GPU); vllm: an OpenAI-compatible vLLM server (paper)"
+    )
+    decoding: DecodingSettings
+    vllm: VllmSettings | None = None
+    endpoint_timeout_s: float = Field(600, gt=0, description="vllm engine: seconds one request may take")
+
+    @model_validator(mode="after")
+    def _engine_settings(self) -> EvaluateParams:
+        if self.engine == "vllm" and self.vllm is None:
+            raise ValueError("engine 'vllm' needs the vllm section (max_num_seqs, ...)")
+        return self
+
+    def endpoint(self, base_url: str, served_name: str) -> EndpointSettings:
+        """How the endpoint policy calls one served model (base or adapter) of the vLLM server."""
+        sampling = {"temperature": self.decoding.temperature, "top_p": self.decoding.top_p} if self.decoding.do_sample else {"temperature": 0.0}
+        return EndpointSettings(
+            base_url=base_url, model=served_name, api_key_env=None, max_tokens=self.decoding.max_new_tokens,
+            max_concurrency=self.concurrent_episodes, request_timeout_s=self.endpoint_timeout_s, max_retries=2,
+            extra_body={"chat_template_kwargs": {"enable_thinking": False}}, **sampling,
+        )

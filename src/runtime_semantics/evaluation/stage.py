@@ -1,0 +1,242 @@
+"""The `evaluate` stage: run the cells of the matrix, one result file per finished episode.
+
+Paired design: every cell runs the first `episodes_per_cell` tasks of its difficulty's
+evaluation set, in file order, each with the task's own seed. Models load once each and
+serve all their cells. Episodes advance in a rolling pool of `concurrent_episodes`: their
+next turns are generated in one batch and their code blocks run in parallel sandboxes.
+
+Resumable: a cell folder is stamped with a fingerprint of everything that decides its
+results (settings, tasks, model files, code); finished episodes of the same fingerprint are
+skipped, so a killed run re-run with the same command ends with the same files as an
+uninterrupted one (greedy decoding on CPU is independent of batch composition).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..agent.episode import Episode
+from ..agent.metrics import EpisodeMetrics
+from ..agent.runner import run_rolling
+from ..agent.settings import AgentSettings
+from ..agent.tokens import TokenCounter
+from ..errors import UserError
+from ..files import atomic_write_text, prepare_resumable_dir
+from ..policies.base import Policy, PolicyError
+from ..runtime import RuntimeLimits
+from ..tasks import TaskInstance, read_tasks
+from ..training.base_model import BaseParams
+from .results import Cell, EpisodeResult, cell_dir, read_result, result_path, write_result
+from .settings import EvaluateParams
+
+log = logging.getLogger(__name__)
+_PACKAGE = Path(__file__).resolve().parent.parent
+_RESULT_SHAPING_CODE = ("agent", "policies", "runtime", "tasks", "evaluation")
+TRAINED_ON = {"base": None, "trained-persistent": "persistent", "trained-stateless": "stateless"}
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """Everything the stage reads, resolved from params and the profile's artifacts folder."""
+
+    profile_dir: Path
+    params: EvaluateParams
+    agent: AgentSettings
+    limits: RuntimeLimits
+    base: BaseParams
+    tokenizer: str
+
+    @property
+    def out_dir(self) -> Path:
+        return self.profile_dir / "evaluation"
+
+    def base_model(self) -> str:
+        if self.base.kind == "hub":
+            assert self.base.model is not None
+            return self.base.model
+        folder = self.profile_dir / "base" / "model"
+        if not (folder / "config.json").exists():
+            raise UserError(f"{folder}: no base model here (run the base stage first: `dvc repro base@<profile>`)")
+        return str(folder)
+
+    def adapter(self, model: str) -> Path | None:
+        runtime = TRAINED_ON[model]
+        if runtime is None:
+            return None
+        folder = self.profile_dir / "train" / runtime / "adapter"
+        if not (folder / "adapter_config.json").exists():
+            raise UserError(f"{folder}: no trained adapter here (run `dvc repro train@<profile>-{runtime}` first)")
+        return folder
+
+    def tasks(self, cell: Cell) -> list[TaskInstance]:
+        path = self.profile_dir / "tasks" / f"eval_{cell.difficulty}.jsonl"
+        if not path.exists():
+            raise UserError(f"{path}: not found (run the tasks stage first)")
+        tasks = read_tasks(path)
+        n = self.params.episodes_per_cell
+        if len(tasks) < n:
+            raise UserError(f"{path}: has {len(tasks)} tasks but evaluate.episodes_per_cell is {n}")
+        return tasks[:n]
+
+
+def _digest_files(digest: Any, folder: Path) -> None:
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+
+
+def cell_fingerprint(inputs: EvaluationInputs, cell: Cell, tasks: Sequence[TaskInstance]) -> str:
+    """Hash of what decides a cell's results: settings, its tasks, the model's files, the code."""
+    digest = hashlib.sha256(
+        json.dumps(
+            [cell.id, inputs.params.model_dump(mode="json", exclude={"concurrent_episodes", "episodes_per_cell"}),
+             inputs.agent.model_dump(mode="json"), inputs.limits.model_dump(mode="json"), inputs.tokenizer, inputs.base_model()]
+        ).encode()
+    )
+    digest.update("".join(t.model_dump_json() for t in tasks).encode())
+    base = Path(inputs.base_model())
+    if base.is_dir():
+        _digest_files(digest, base)
+    adapter = inputs.adapter(cell.model)
+    if adapter is not None:
+        _digest_files(digest, adapter)
+    for package in _RESULT_SHAPING_CODE:
+        for path in sorted((_PACKAGE / package).rglob("*")):
+            if path.suffix in {".py", ".j2"}:
+                digest.update(path.relative_to(_PACKAGE).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def summarize_cell(cell: Cell, metrics: Sequence[EpisodeMetrics]) -> dict[str, Any]:
+    """The per-cell numbers logged to MLflow and written to the cell's summary.json."""
+    return {
+        "cell": cell.id, "model": cell.model, "runtime": cell.runtime, "difficulty": cell.difficulty,
+        "episodes": len(metrics),
+        "mean_score": fmean(m.score for m in metrics),
+        "solved": sum(m.solved for m in metrics),
+        "mean_steps": fmean(m.steps for m in metrics),
+        "mean_total_tokens": fmean(m.total_tokens for m in metrics),
+        "mean_duration_s": fmean(m.duration_s for m in metrics),
+        "missing_variable_rate": fmean(m.missing_variable_errors > 0 for m in metrics),
+        "error_rate": fmean(m.error_steps > 0 for m in metrics),
+        "format_error_rate": fmean(m.format_errors > 0 for m in metrics),
+        "infrastructure_failures": sum(m.infrastructure_failure for m in metrics),
+        "stop_reasons": {r: sum(m.stop_reason == r for m in metrics) for r in sorted({m.stop_reason for m in metrics})},
+    }
+
+
+PolicyFactory = Callable[[str], Policy]
+CellHook = Callable[[Cell, dict[str, Any]], None]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True),
+    )
+
+
+def run_cells(
+    inputs: EvaluationInputs, cells: Sequence[Cell], make_policy: PolicyFactory, *, on_cell_done: CellHook | None = None
+) -> dict[str, dict[str, Any]]:
+    """Run the unfinished episodes of `cells`; returns each cell's summary."""
+    counter = TokenCounter.from_pretrained(inputs.tokenizer)
+    plans = []
+    for cell in cells:  # check every input before the first model loads
+        tasks = inputs.tasks(cell)
+        folder = cell_dir(inputs.out_dir, cell)
+        prepare_resumable_dir(folder, cell_fingerprint(inputs, cell, tasks))
+        done = {t.task_id: read_result(result_path(inputs.out_dir, cell, t.task_id))
+                for t in tasks if result_path(inputs.out_dir, cell, t.task_id).exists()}  # a corrupt file raises, naming it
+        plans.append((cell, tasks, done))
+    summaries: dict[str, dict[str, Any]] = {}
+    with _progress() as progress:
+        overall = progress.add_task("all cells", total=sum(len(t) for _, t, _ in plans), completed=sum(len(d) for _, _, d in plans))
+        bars = {cell.id: progress.add_task(cell.id, total=len(tasks), completed=len(done)) for cell, tasks, done in plans}
+        for model in dict.fromkeys(cell.model for cell, _, _ in plans):
+            model_plans = [p for p in plans if p[0].model == model]
+            policy: Policy | None = None
+            try:
+                for cell, tasks, done in model_plans:
+                    todo = [t for t in tasks if t.task_id not in done]
+                    if todo:
+                        policy = policy or _open_policy(make_policy, model)
+                        _run_cell(inputs, cell, todo, policy, counter, done, lambda: (progress.advance(bars[cell.id]), progress.advance(overall)))
+                    summary = summarize_cell(cell, [done[t.task_id].metrics for t in tasks])
+                    atomic_write_text(cell_dir(inputs.out_dir, cell) / "summary.json", json.dumps(summary, indent=1) + "\n")
+                    summaries[cell.id] = summary
+                    if on_cell_done is not None:
+                        on_cell_done(cell, summary)
+            finally:
+                if policy is not None:
+                    policy.close()
+    return summaries
+
+
+def _open_policy(make_policy: PolicyFactory, model: str) -> Policy:
+    try:
+        return make_policy(model)
+    except PolicyError as error:
+        raise UserError(f"model {model}: {error}") from None
+
+
+def _run_cell(
+    inputs: EvaluationInputs, cell: Cell, todo: Sequence[TaskInstance], policy: Policy, counter: TokenCounter,
+    done: dict[str, EpisodeResult], advance: Callable[[], Any],
+) -> None:
+    def episodes() -> Iterator[Episode]:
+        for task in todo:
+            yield Episode(
+                task=task, persistent=cell.runtime == "persistent", policy_name=f"{cell.model}:{policy.name}", seed=task.seed,
+                settings=inputs.agent, limits=inputs.limits, counter=counter, episode_id=task.task_id,
+            )
+
+    def finished(trace: Any) -> None:
+        result = EpisodeResult.from_trace(cell, trace)
+        write_result(inputs.out_dir, result)
+        done[trace.episode_id] = result
+        advance()
+
+    run_rolling(episodes(), policy, slots=inputs.params.concurrent_episodes, on_done=finished)
+
+
+@contextmanager
+def policy_factory(inputs: EvaluationInputs) -> Iterator[PolicyFactory]:
+    """Model name -> policy: in-process transformers, or a vLLM server started for the stage."""
+    from .vllm_server import serve_models, vllm_available
+
+    if inputs.params.engine == "vllm" and not vllm_available():
+        log.warning("evaluate.engine is 'vllm' but vllm is not installed: using transformers in this process instead")
+    elif inputs.params.engine == "vllm":
+        adapters = {m: inputs.adapter(m) for m in TRAINED_ON if TRAINED_ON[m] is not None}
+        log_file = inputs.profile_dir / "logs" / "vllm.log"
+        with serve_models(inputs.base_model(), adapters, inputs.params, inputs.agent.context_limit_tokens, log_file) as served:
+            from ..policies.endpoint import EndpointPolicy
+
+            yield lambda model: EndpointPolicy(inputs.params.endpoint(served.base_url, served.name(model)))
+        return
+    from ..policies.local_model import LocalModelPolicy, LocalModelSettings
+
+    decoding = inputs.params.decoding
+
+    def local(model: str) -> Policy:
+        adapter = inputs.adapter(model)
+        return LocalModelPolicy(
+            LocalModelSettings(
+                model=inputs.base_model(), adapter=str(adapter) if adapter else None, max_new_tokens=decoding.max_new_tokens,
+                do_sample=decoding.do_sample, temperature=decoding.temperature, top_p=decoding.top_p,
+                context_limit=inputs.agent.context_limit_tokens, batch_size=inputs.params.concurrent_episodes,
+            )
+        )
+
+    yield local

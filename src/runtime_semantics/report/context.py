@@ -1,0 +1,94 @@
+"""Everything the results templates print, gathered from the analysis record and the reference file.
+
+The templates only format and arrange; every number is looked up here from analysis.json
+(ours) or paper/reference.yaml (the paper's), so nothing in the report is typed by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..analysis.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, model_label
+from ..analysis.record import AnalysisRecord
+from ..analysis.tables import TABLES
+from ..evaluation.results import DIFFICULTIES, MODELS
+from .claims import check_claims
+from .reference import Reference
+
+METRIC_NAMES = {
+    "score_pct": "score (% of optimal)",
+    "total_tokens": "total tokens per episode",
+    "steps": "steps per episode",
+    "any_error": "episodes with a failing turn (%)",
+    "state_reuse": "cross-turn reuse per step",
+}
+METRIC_FORMATS = {
+    "score_pct": {"digits": 1, "scale": 1.0},
+    "total_tokens": {"digits": 0, "scale": 1.0},
+    "steps": {"digits": 2, "scale": 1.0},
+    "any_error": {"digits": 1, "scale": 100.0},
+    "state_reuse": {"digits": 2, "scale": 1.0},
+}
+UNIT_DIGITS = {"%": 1, "points": 1, "x": 2, "names/step": 2}
+FIGURE_CAPTIONS = {
+    "score_by_condition": "Mean score (% of optimal) per condition, with 95% bootstrap intervals.",
+    "score_vs_tokens": "Score against total tokens (log scale), one point per condition: the paper's main figure.",
+    "tokens_by_condition": "Total tokens per episode by condition (log scale); boxes show quartiles, dots episodes.",
+    "missing_variable_rate_by_condition": "Share of episodes with a missing-variable error, with 95% Wilson intervals.",
+    "error_types_by_condition": "Failing turns per episode by error type (format errors are turns without one code block).",
+    "steps_distribution": "Steps (assistant turns) per episode by condition.",
+    "training_loss_curves": "Training and validation loss of the two fine-tuning runs.",
+}
+
+
+def _episodes_per_cell(record: AnalysisRecord) -> str:
+    counts = sorted({cell.episodes for cell in record.cells})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
+def _paper_vs_ours(reference: Reference, record: AnalysisRecord) -> list[dict[str, Any]]:
+    cells = {cell.cell: cell for cell in record.cells}
+    rows = []
+    for difficulty in DIFFICULTIES:
+        reported = reference.reported.get(difficulty, {})
+        for condition in (c for c in CONDITIONS if c in reported):
+            paper, ours = reported[condition], cells.get(f"{condition}.{difficulty}")
+            rows.append({
+                "difficulty": difficulty, "condition": condition, "paper": paper.model_dump(),
+                "ours": ours.model_dump() if ours is not None else None,
+            })
+    return rows
+
+
+def build_context(*, record: AnalysisRecord, reference: Reference, tables_dir: Path, git: str, dvc: str) -> dict[str, Any]:
+    """The template context; figure and table paths are relative to the rendered report."""
+    comparisons = {c.id: {"id": c.id, "a": c.a, "b": c.b, "question": c.question} for c in COMPARISONS}
+    tests = {metric: [t.model_dump() for t in record.paired_tests if t.metric == metric] for metric in TESTED_METRICS}
+    return {
+        "profile": record.profile,
+        "provenance": {
+            "git": git, "dvc": dvc, "results_sha256": record.results_sha256, "evaluation_dir": record.evaluation_dir,
+            "episodes": record.episodes, "cells": len(record.cells), "episodes_per_cell": _episodes_per_cell(record),
+            "policies": {model_label(model): ", ".join(ids) for model, ids in sorted(record.policies.items(), key=lambda m: MODELS.index(m[0]))},
+        },
+        "settings": record.settings.model_dump(),
+        "tables": {
+            t.name: {"caption": t.caption, "md": (tables_dir / f"{t.name}.md").read_text(encoding="utf-8"),
+                     "tex": (tables_dir / f"{t.name}.tex").read_text(encoding="utf-8")}
+            for t in TABLES
+        },
+        "figures": [{"name": name, "caption": FIGURE_CAPTIONS[name], "png": f"figures/{name}.png", "pdf": f"figures/{name}.pdf"}
+                    for name in record.figures],
+        "loss_curves_missing": "training_loss_curves" not in record.figures,
+        "paper_vs_ours": _paper_vs_ours(reference, record),
+        "comparisons": comparisons,
+        "metric_names": METRIC_NAMES,
+        "metric_formats": METRIC_FORMATS,
+        "unit_digits": UNIT_DIGITS,
+        "tests": tests,
+        "equivalence_tests": [t.model_dump() for t in record.equivalence_tests],
+        "claims": [claim.model_dump() for claim in reference.claims],
+        "claim_rows": [row.model_dump() for row in check_claims(reference, record)],
+        "source": reference.source,
+    }

@@ -1,0 +1,31 @@
+"""The rolling pool: many episodes at once give the same traces as one at a time, and each
+trace is handed over as soon as its episode ends."""
+
+from __future__ import annotations
+
+from runtime_semantics.agent.episode import Episode
+from runtime_semantics.agent.runner import run_episode, run_rolling
+from runtime_semantics.agent.settings import AgentSettings
+from runtime_semantics.agent.tokens import TokenCounter
+from runtime_semantics.policies.scripted import ScriptedTeacher
+from runtime_semantics.runtime import RuntimeLimits
+from runtime_semantics.tasks import iter_set
+
+
+def _episodes(tasks, persistent):
+    counter = TokenCounter.from_pretrained("builtin:qwen3")
+    for task in tasks:
+        yield Episode(
+            task=task, persistent=persistent, policy_name="scripted", seed=task.seed, settings=AgentSettings(),
+            limits=RuntimeLimits(wall_timeout_s=20), counter=counter, episode_id=task.task_id,
+        )
+
+
+def test_rolling_pool_matches_sequential_runs_and_hands_over_each_trace_once(family):
+    tasks = list(iter_set(family.easy, split="eval", difficulty="easy", base_seed=21, n=5))
+    teacher = ScriptedTeacher("stateless")
+    alone = {t.episode_id: t.content_dump() for t in (run_episode(e, teacher) for e in _episodes(tasks, persistent=False))}
+    pooled = []
+    run_rolling(_episodes(tasks, persistent=False), teacher, slots=3, on_done=pooled.append)
+    assert sorted(t.episode_id for t in pooled) == sorted(alone)
+    assert {t.episode_id: t.content_dump() for t in pooled} == alone

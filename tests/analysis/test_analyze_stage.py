@@ -1,0 +1,122 @@
+"""The analyze stage on real evaluation results: what it computes, draws and writes, and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+
+from runtime_semantics.analysis.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, condition_label
+from runtime_semantics.analysis.episodes import load_episodes
+from runtime_semantics.analysis.figures import (
+    error_types_by_condition,
+    figure_style,
+    missing_variable_rate_by_condition,
+    save_figure,
+    score_by_condition,
+    steps_distribution,
+    tokens_by_condition,
+)
+from runtime_semantics.analysis.record import read_record
+from runtime_semantics.analysis.training_logs import read_loss_curves
+from runtime_semantics.errors import UserError
+
+FIGURES = [
+    "score_by_condition", "score_vs_tokens", "tokens_by_condition", "missing_variable_rate_by_condition",
+    "error_types_by_condition", "steps_distribution", "training_loss_curves",
+]
+
+
+@pytest.fixture(scope="module")
+def analysis_dir(analyzed_workspace: Path) -> Path:
+    return analyzed_workspace / "artifacts" / "smoke" / "analysis"
+
+
+@pytest.fixture(scope="module")
+def episodes(evaluated_workspace: Path):
+    return load_episodes(evaluated_workspace / "artifacts" / "smoke" / "evaluation")
+
+
+def test_episode_table_shows_the_mechanism(episodes):
+    by_condition = episodes.groupby("condition")
+    assert by_condition["missing_variable"].all()["trained-persistent.stateless"]
+    assert not by_condition["missing_variable"].any()[["trained-persistent.persistent", "trained-stateless.stateless"]].any()
+    assert (by_condition["state_reuse"].min()["trained-persistent.persistent"]) > 0
+    assert by_condition["state_reuse"].max()[["trained-stateless.persistent", "trained-stateless.stateless", "trained-persistent.stateless"]].eq(0).all()
+
+
+def test_every_cell_is_summarised_and_every_comparison_tested(analysis_dir):
+    record = read_record(analysis_dir)
+    assert record.profile == "smoke" and record.episodes == 48
+    assert [c.episodes for c in record.cells] == [4] * 12
+    assert record.policies == {"base": ["fumbler"], "trained-persistent": ["scripted-teacher-persistent"],
+                               "trained-stateless": ["scripted-teacher-stateless"]}
+    assert len(record.paired_tests) == len(TESTED_METRICS) * len(COMPARISONS) * 2
+    for test in record.paired_tests:
+        assert test.n_pairs == 4 and test.p <= test.p_holm <= 1
+    assert [(t.comparison, t.difficulty) for t in record.equivalence_tests] == [("aligned", "easy"), ("aligned", "hard")]
+    mismatch = next(c for c in record.cells if c.cell == "trained-persistent.stateless.hard")
+    assert mismatch.missing_variable_share.value == 1.0 and mismatch.score_pct.value == 0.0
+
+
+def test_figures_are_written_as_png_and_pdf(analysis_dir):
+    assert read_record(analysis_dir).figures == FIGURES
+    for name in FIGURES:
+        assert (analysis_dir / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        assert (analysis_dir / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+
+
+def _texts(fig) -> set[str]:
+    texts = {label.get_text() for ax in fig.axes for label in ax.get_yticklabels()}
+    return texts | {t.get_text() for legend in fig.legends for t in legend.get_texts()}
+
+
+def test_figures_show_every_condition_and_label_their_axes(analysis_dir, episodes):
+    cells = read_record(analysis_dir).cells
+    expected = {condition_label(c) for c in CONDITIONS}
+    for fig in (score_by_condition(cells), missing_variable_rate_by_condition(cells), error_types_by_condition(cells),
+                tokens_by_condition(episodes), steps_distribution(episodes)):
+        assert expected <= _texts(fig)
+        assert [ax.get_title() for ax in fig.axes[:2]] == ["easy tasks", "hard tasks"]
+        assert all(ax.get_xlabel() for ax in fig.axes[:2])
+        plt.close(fig)
+
+
+def test_a_figure_drawn_twice_has_the_same_bytes(analysis_dir, tmp_path):
+    cells = read_record(analysis_dir).cells
+    for folder in ("first", "second"):
+        with figure_style():
+            save_figure(score_by_condition(cells), tmp_path / folder, "score")
+    for suffix in (".png", ".pdf"):
+        assert (tmp_path / "first" / f"score{suffix}").read_bytes() == (tmp_path / "second" / f"score{suffix}").read_bytes()
+
+
+def test_tables_in_markdown_and_booktabs(analysis_dir):
+    main = (analysis_dir / "tables" / "main.md").read_text().splitlines()
+    assert main[0].startswith("| Difficulty | Condition") and "Score % [95% CI]" in main[0] and "Tokens" in main[0]
+    assert len(main) == 2 + 12
+    assert "| hard | persistent-trained → stateless | 0.0 [0.0, 0.0] | 0/4 |" in "\n".join(main)
+    tex = (analysis_dir / "tables" / "main.tex").read_text()
+    assert all(rule in tex for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+    assert r"persistent-trained $\rightarrow$ stateless" in tex and r"Score \% [95\% CI]" in tex
+
+
+def test_missing_training_summaries_leave_out_the_loss_curves(tmp_path):
+    assert read_loss_curves(tmp_path / "no-train").empty
+
+
+def test_a_malformed_training_summary_names_file_and_key(tmp_path):
+    (tmp_path / "persistent").mkdir()
+    (tmp_path / "persistent" / "summary.json").write_text(json.dumps({"log_history": [{"loss": 1.0}]}))
+    with pytest.raises(UserError, match=r"persistent/summary.json: log_history.0.step: required key is missing"):
+        read_loss_curves(tmp_path)
+
+
+def test_no_evaluation_results_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match=r"evaluation: no evaluation results \(run the evaluate stage first\)"):
+        load_episodes(tmp_path / "evaluation")
+    (tmp_path / "evaluation" / "base.persistent.easy").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"no \*\.result\.json files in any cell folder"):
+        load_episodes(tmp_path / "evaluation")

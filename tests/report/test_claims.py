@@ -1,0 +1,130 @@
+"""The shipped claims and rules (paper/reference.yaml) judge constructed results as they should.
+
+Episode tables are built from chosen numbers and go through the real summaries, paired tests
+and claims check: a clear effect in the paper's direction is 'replicated', a null effect is
+'not replicated', and the same clear effect on too few episodes is 'inconclusive'.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import REPO_ROOT
+from runtime_semantics.analysis.comparisons import equivalence_tests, paired_tests
+from runtime_semantics.analysis.record import AnalysisRecord, Estimate
+from runtime_semantics.analysis.settings import AnalysisParams
+from runtime_semantics.analysis.summary import summarize_cells
+from runtime_semantics.errors import UserError
+from runtime_semantics.report.claims import Evidence, check_claims, judge
+from runtime_semantics.report.reference import Rule, load_reference
+
+PARAMS = AnalysisParams(bootstrap_resamples=2000, seed=0, alpha=0.05, equivalence_margin_points=10, min_paired_episodes=20)
+REFERENCE = load_reference(REPO_ROOT / "paper" / "reference.yaml")
+TRAINED = ("trained-persistent.persistent", "trained-persistent.stateless", "trained-stateless.persistent", "trained-stateless.stateless")
+
+
+def episodes(n: int, spec: dict[str, dict], seed: int = 0) -> pd.DataFrame:
+    """n episodes per trained condition and difficulty; spec gives per condition the mean score,
+    tokens, reuse and the share of episodes with a missing-variable error (which also fail a turn)."""
+    rng = np.random.default_rng(seed)
+    base_score = rng.uniform(40, 90, n)  # the instance's difficulty, shared by every condition
+    base_tokens = rng.uniform(8000, 12000, n)
+    rows = []
+    for difficulty in ("easy", "hard"):
+        for condition in TRAINED:
+            model, runtime = condition.split(".")
+            c = spec[condition]
+            missing = np.arange(n) < round(c["missing"] * n)
+            for i in range(n):
+                rows.append({
+                    "cell": f"{condition}.{difficulty}", "condition": condition, "model": model, "runtime": runtime,
+                    "difficulty": difficulty, "episode_id": f"task-{i:03d}", "policy": model,
+                    "score_pct": float(np.clip(base_score[i] + c["score"] + rng.normal(0, 2), 0, 100)),
+                    "solved": False, "steps": 5, "total_tokens": float(base_tokens[i] * c["tokens"] * rng.uniform(0.95, 1.05)),
+                    "duration_s": 1.0, "missing_variable": bool(missing[i]), "any_error": bool(missing[i]),
+                    "failing_turns": int(missing[i]), "recovery_loops": int(missing[i]), "state_reuse": c["reuse"] + rng.uniform(0, 0.1),
+                    "errors_by_type": {"NameError": 1} if missing[i] else {}, "infrastructure_failure": False,
+                })
+    return pd.DataFrame(rows)
+
+
+def verdicts(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+    record = AnalysisRecord(
+        profile="smoke", settings=PARAMS, evaluation_dir="e", results_sha256="0", episodes=len(frame), policies={},
+        cells=summarize_cells(frame, PARAMS), paired_tests=paired_tests(frame, PARAMS),
+        equivalence_tests=equivalence_tests(frame, PARAMS), figures=[], tables=[], training_runtimes=[],
+    )
+    return {(row.check, row.difficulty): row.verdict for row in check_claims(REFERENCE, record)}
+
+
+PAPER_LIKE = {  # the paper's findings: same quality, ~80% missing variables when mismatched, ~3x tokens
+    "trained-persistent.persistent": {"score": 0, "tokens": 1.0, "reuse": 1.5, "missing": 0.0},
+    "trained-persistent.stateless": {"score": -2, "tokens": 3.5, "reuse": 0.0, "missing": 0.85},
+    "trained-stateless.persistent": {"score": 0, "tokens": 3.0, "reuse": 0.0, "missing": 0.0},
+    "trained-stateless.stateless": {"score": 1, "tokens": 3.5, "reuse": 0.0, "missing": 0.0},
+}
+NULL = {  # nothing the paper claims: aligned quality differs by 30 points, and no other effect
+    "trained-persistent.persistent": {"score": 0, "tokens": 1.0, "reuse": 0.0, "missing": 0.0},
+    "trained-persistent.stateless": {"score": 0, "tokens": 1.0, "reuse": 0.0, "missing": 0.0},
+    "trained-stateless.persistent": {"score": 0, "tokens": 1.0, "reuse": 0.0, "missing": 0.0},
+    "trained-stateless.stateless": {"score": -30, "tokens": 1.0, "reuse": 0.0, "missing": 0.5},
+}
+CHECKS = ["1-quality", "2-mismatch", "2-aligned", "3-tokens", "4-efficiency", "4-stability", "4-control-flow"]
+
+
+def test_a_clear_effect_is_replicated():
+    result = verdicts(episodes(40, PAPER_LIKE))
+    assert {check: result[(check, "hard")] for check in CHECKS} == dict.fromkeys(CHECKS, "replicated")
+    assert result[("3-tokens", "easy")] == "replicated"
+
+
+def test_a_null_effect_is_not_replicated():
+    result = verdicts(episodes(40, NULL))
+    expected = dict.fromkeys(CHECKS, "not replicated")
+    expected["2-aligned"] = "replicated"  # no missing-variable errors when aligned is what the paper says too
+    assert {check: result[(check, "hard")] for check in CHECKS} == expected
+
+
+def test_too_few_episodes_are_inconclusive_whatever_the_effect():
+    result = verdicts(episodes(8, PAPER_LIKE))
+    assert set(result.values()) == {"inconclusive"}
+
+
+def test_an_interval_across_the_threshold_is_inconclusive():
+    rule = Rule(kind="at_least", threshold=2.0, why="test")
+    evidence = Evidence(estimate=Estimate(value=2.1, low=1.6, high=2.7), episodes=100, interval="95%")
+    assert judge(rule, evidence, alpha=0.05, min_episodes=20, margin=10)[0] == "inconclusive"
+    below = Rule(kind="at_most", threshold=-0.5, why="test")
+    assert judge(below, evidence.model_copy(update={"estimate": Estimate(value=-1, low=-1.2, high=-0.8)}),
+                 alpha=0.05, min_episodes=20, margin=10)[0] == "replicated"
+
+
+def test_missing_cells_make_a_check_inconclusive_and_say_why():
+    frame = episodes(40, PAPER_LIKE)
+    rows = {(r.check, r.difficulty): r for r in check_claims(REFERENCE, AnalysisRecord(
+        profile="smoke", settings=PARAMS, evaluation_dir="e", results_sha256="0", episodes=0, policies={},
+        cells=summarize_cells(frame[frame["condition"] != "trained-persistent.stateless"], PARAMS),
+        paired_tests=[], equivalence_tests=[], figures=[], tables=[], training_runtimes=[],
+    ))}
+    assert rows[("2-mismatch", "easy")].verdict == "inconclusive"
+    assert rows[("2-mismatch", "easy")].reason == "no results for trained-persistent.stateless.easy"
+    assert rows[("3-tokens", "hard")].reason == "no paired results for amnesia_tax on hard tasks"
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda r: r["claims"][0]["checks"][0].update(comparison="nope"), "claims.0.checks.0: Value error, comparison: expected one of aligned"),
+    (lambda r: r["claims"][2]["checks"][0]["rule"].pop("threshold"), "claims.2.checks.0.rule: Value error, threshold: required"),
+    (lambda r: r["reported"]["hard"].update({"tuned.persistent": {}}), "unknown condition 'tuned.persistent'"),
+])
+def test_a_bad_reference_file_names_file_and_key(tmp_path, edit, message):
+    import yaml
+
+    raw = yaml.safe_load((REPO_ROOT / "paper" / "reference.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "reference.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(UserError) as error:
+        load_reference(path)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)

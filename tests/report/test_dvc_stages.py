@@ -1,0 +1,52 @@
+"""`dvc repro report@smoke` in a scratch repository: analyze then report run, the header names the
+DVC-recorded data, a second repro runs nothing, and the rendered report stays in git."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import REPO_ROOT
+
+
+def run(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{cwd.parent / 'mlflow.db'}"}
+    proc = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_repro_renders_the_report_records_the_data_revision_and_then_is_a_no_op(evaluated_workspace, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO_ROOT / name, repo / name)
+    shutil.copytree(REPO_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(evaluated_workspace / "paper", repo / "paper", ignore=shutil.ignore_patterns("smoke"))
+    shutil.copytree(evaluated_workspace / "artifacts" / "smoke" / "evaluation", repo / "artifacts" / "smoke" / "evaluation",
+                    ignore=shutil.ignore_patterns("mlflow_parent_run_id.txt"))
+    shutil.copytree(evaluated_workspace / "artifacts" / "smoke" / "train", repo / "artifacts" / "smoke" / "train")
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "scratch")
+    commit = run(repo, "git", "rev-parse", "HEAD").strip()
+
+    out = run(repo, "dvc", "repro", "report@smoke")
+    assert "Running stage 'analyze@smoke'" in out and "Running stage 'report@smoke'" in out
+    text = (repo / "paper" / "smoke" / "results.md").read_text()
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    md5 = next(d["md5"] for d in lock["stages"]["analyze@smoke"]["deps"] if d["path"] == "artifacts/smoke/evaluation")
+    assert f"| Data (DVC) | `artifacts/smoke/evaluation`: {md5} (dvc.lock, analyze@smoke) |" in text
+    assert f"| Code (git) | `{commit}` |" in text  # dvc.lock and the report itself do not count as changes
+
+    assert "Running stage" not in run(repo, "dvc", "repro", "report@smoke")
+    assert "paper/smoke/results.md" in run(repo, "git", "status", "--porcelain", "--untracked-files=all")  # not git-ignored
