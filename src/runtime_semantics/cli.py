@@ -41,6 +41,7 @@ app.add_typer(data_app, name="data")
 
 ProfileOption = Annotated[str, typer.Option("--profile", "-p", help=f"Settings profile in params.yaml: {', '.join(PROFILES)}.")]
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path of the params file.")]
+PUBLISHED = "published"  # artifacts/published/: the authors' data, imported by `data fetch-published`
 PARENT_RUN_ID_FILE = "mlflow_parent_run_id.txt"  # the evaluate stage's MLflow run; analyze and report log into it
 ArtifactsOption = Annotated[Path, typer.Option("--artifacts", help="Root of the outputs; a profile writes under <root>/<profile>/.")]
 
@@ -305,20 +306,33 @@ def data_replay(
 PaperOption = Annotated[Path, typer.Option("--paper", help="Folder with templates/ and reference.yaml; the report is written into it.")]
 
 
+def _settings_profile(profile: str) -> str:
+    """analyze/report also accept `published` (the authors' imported results), read with the paper's settings."""
+    return "paper" if profile == PUBLISHED else profile
+
+
+def _analysis_dir(artifacts: Path, profile: str) -> Path:
+    """artifacts/<profile>/analysis; for the imported data beside it (artifacts/published is one DVC output)."""
+    return artifacts / "published-analysis" if profile == PUBLISHED else artifacts / profile / "analysis"
+
+
 @app.command("analyze")
 def analyze(
     profile: ProfileOption = "mini",
     params: ParamsOption = DEFAULT_PARAMS_PATH,
     artifacts: ArtifactsOption = Path("artifacts"),
 ) -> None:
-    """Summarise, test and plot the evaluation results into <artifacts>/<profile>/analysis/ (analysis.json, figures/, tables/)."""
+    """Summarise, test and plot the evaluation results into <artifacts>/<profile>/analysis/ (analysis.json, figures/, tables/).
+
+    `--profile published` analyses the authors' own evaluation traces imported by
+    `data fetch-published` (artifacts/published/), with the paper profile's statistics settings."""
     from .analysis.stage import run_analysis_stage
     from .tracking import parent_or_own_run
 
     with _user_errors():
-        settings = load_settings(profile, params).stages.analysis
+        settings = load_settings(_settings_profile(profile), params).stages.analysis
         evaluation_dir = artifacts / profile / "evaluation"
-        out_dir = artifacts / profile / "analysis"
+        out_dir = _analysis_dir(artifacts, profile)
         record = run_analysis_stage(
             profile=profile, evaluation_dir=evaluation_dir, train_dir=artifacts / profile / "train", out_dir=out_dir, params=settings
         )
@@ -340,8 +354,8 @@ def report(
     from .tracking import parent_or_own_run
 
     with _user_errors():
-        load_settings(profile, params)  # a bad params file or profile fails here, like every stage
-        outputs = run_report_stage(root=Path.cwd(), profile=profile, analysis_dir=artifacts / profile / "analysis", paper_dir=paper)
+        load_settings(_settings_profile(profile), params)  # a bad params file or profile fails here, like every stage
+        outputs = run_report_stage(root=Path.cwd(), profile=profile, analysis_dir=_analysis_dir(artifacts, profile), paper_dir=paper)
         with parent_or_own_run(root=Path.cwd(), profile=profile, stage="report",
                                parent_run_id_file=artifacts / profile / "evaluation" / PARENT_RUN_ID_FILE, params={"paper": str(paper)}) as mlflow:
             for path in outputs.values():
@@ -351,3 +365,50 @@ def report(
                     mlflow.log_artifact(str(path), artifact_path="report")
     for path in outputs.values():
         print(path)
+
+
+@app.command("preflight")
+def preflight(
+    profile: ProfileOption = "paper",
+    check: Annotated[list[str] | None, typer.Option("--check", help="Only this check (repeatable): gpu, vram, model, teacher, disk.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only what is missing, one line each, without the remedies.")] = False,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+) -> None:
+    """Check, without network, what the profile needs from this machine (GPU, VRAM, model weights, teacher key, disk); exit 3 if something is missing."""
+    from .preflight import CHECKS, run_checks
+
+    with _user_errors():
+        unknown = sorted(set(check or ()) - set(CHECKS))
+        if unknown:
+            raise UserError(f"--check: unknown check {unknown[0]!r}; expected one of: {', '.join(CHECKS)}")
+        results = run_checks(profile, params, artifacts, only=tuple(check or CHECKS))
+    missing = [c for c in results if not c.ok]
+    for c in results:
+        if quiet:
+            if not c.ok:
+                print(f"{c.name}: {c.detail}")
+            continue
+        print(f"  {'ok' if c.ok else 'MISSING':8} {c.name:8} {c.detail}")
+        if c.fix:
+            print(f"  {'':8} {'':8} to supply it: {c.fix}")
+    if not quiet:
+        print(f"{profile}: {'ready' if not missing else f'{len(missing)} missing'} ({len(results)} check{'s' if len(results) != 1 else ''})")
+    if missing:
+        raise typer.Exit(code=3)
+
+
+@app.command("ui")
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on; 0.0.0.0 inside a container (publish the port with -p).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the UI.")] = 5000,
+) -> None:
+    """Serve the MLflow tracking store (artifacts/mlflow/) on http://HOST:PORT: every stage's runs, metrics and artifacts."""
+    import os
+
+    from .tracking import server_command
+
+    with _user_errors():
+        command = server_command(Path.cwd(), host=host, port=port)
+    print(f"MLflow UI: http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port} (Ctrl-C stops it)", flush=True)
+    os.execv(command[0], command)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,25 @@ def source_revision(root: Path) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty.strip() else "")
+
+
+def server_command(root: Path, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The `mlflow server` command line that serves the project's store (the MLflow UI and REST API).
+
+    One worker: plenty for one reader and light on a 2-core machine (up in about 5 s). Run
+    artifacts are read from where each experiment's artifact location points; new ones made
+    through the server go to `artifacts/mlflow/artifacts` as well.
+    """
+    from .errors import UserError
+
+    uri = tracking_uri(root)
+    if not uri.startswith("sqlite:"):
+        raise UserError(f"MLFLOW_TRACKING_URI is {uri!r}: runs are tracked there, so open that server's UI (unset it to serve {store_dir(root)})")
+    return [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+        "--artifacts-destination", str((store_dir(root) / "artifacts").resolve()),
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
 
 
 @contextmanager
