@@ -21,6 +21,7 @@ from rich.table import Table
 from .errors import UserError
 from .files import atomic_write_text
 from .params import DEFAULT_PARAMS_PATH, PROFILES, load_settings
+from .tracking import numeric_metrics
 
 app = typer.Typer(
     help="Replication of 'Agents Learn Their Runtime' (arXiv 2603.01209): one command per pipeline stage.",
@@ -54,6 +55,11 @@ def _user_errors() -> Iterator[None]:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(code=2) from None
+
+
+def _check_runtime(runtime: str) -> None:
+    if runtime not in ("persistent", "stateless"):
+        raise UserError(f"--runtime: expected 'persistent' or 'stateless', got {runtime!r}")
 
 
 @app.callback()
@@ -112,8 +118,7 @@ def traces_generate(
     from .tracking import tracked_run
 
     with _user_errors():
-        if runtime not in ("persistent", "stateless"):
-            raise UserError(f"--runtime: expected 'persistent' or 'stateless', got {runtime!r}")
+        _check_runtime(runtime)
         settings = load_settings(profile, params)
         stages = settings.stages
         out_dir = artifacts / profile / "traces" / runtime
@@ -135,7 +140,7 @@ def traces_generate(
                   "prompt_style": stages.agent.prompt_style.value, "tasks": stages.tasks.train.n}
     with tracked_run(root=Path.cwd(), profile=profile, stage="traces", run_name=f"traces-{runtime}", params=run_params,
                      tags={"dvc_stage": f"traces@{profile}-{runtime}"}) as mlflow:
-        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
+        mlflow.log_metrics(numeric_metrics(summary))
         mlflow.log_artifact(str(out_dir / "summary.json"))
     print(json.dumps(summary, indent=2))
 
@@ -171,7 +176,7 @@ def base_build(
     with tracked_run(root=Path.cwd(), profile=profile, stage="base", run_name=f"base-{base.kind}", params=run_params) as mlflow:
         for step, loss in enumerate(summary.get("losses", [])):
             mlflow.log_metric("pretraining_loss", loss, step=step)
-        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow.log_metrics(numeric_metrics(summary))
     print(json.dumps({k: v for k, v in summary.items() if k != "losses"}, indent=2))
 
 
@@ -188,8 +193,7 @@ def train_run(
     from .training.train_stage import base_model_source, run_train_stage
 
     with _user_errors():
-        if runtime not in ("persistent", "stateless"):
-            raise UserError(f"--runtime: expected 'persistent' or 'stateless', got {runtime!r}")
+        _check_runtime(runtime)
         settings = load_settings(profile, params)
         train = settings.stages.train
         run_params = {"runtime": runtime, "base": settings.stages.base.model or "tiny"} | {
@@ -205,7 +209,7 @@ def train_run(
                 traces_dir=artifacts / profile / "traces" / runtime, out_dir=out_dir,
                 on_log=lambda metrics, step: mlflow.log_metrics(metrics, step=step),
             )
-            mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            mlflow.log_metrics(numeric_metrics(summary))
             mlflow.log_artifacts(str(out_dir / "adapter"), artifact_path="adapter")
             mlflow.log_artifact(str(out_dir / "summary.json"))
     print(json.dumps({k: v for k, v in summary.items() if k != "log_history"}, indent=2))
@@ -250,7 +254,7 @@ def evaluate(
                 with mlflow.start_run(run_name=done.id, nested=True, experiment_id=mlflow.active_run().info.experiment_id,
                                       tags={"stage": "evaluate-cell", "profile": profile}):
                     mlflow.log_params({"model": done.model, "runtime": done.runtime, "difficulty": done.difficulty, "profile": profile})
-                    mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                    mlflow.log_metrics(numeric_metrics(summary))
 
             with policy_factory(inputs) as make_policy:
                 summaries = run_cells(inputs, cells, make_policy, on_cell_done=log_cell)

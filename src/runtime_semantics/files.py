@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import UserError, describe_validation_error
 
 log = logging.getLogger(__name__)
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -43,3 +50,18 @@ def prepare_resumable_dir(out_dir: Path, fingerprint: str) -> bool:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(stamp, fingerprint + "\n")
     return kept
+
+
+def read_json_model(path: Path, model: type[Model], what: str, hint: str = "") -> Model:
+    """Read and validate one JSON file; a missing, corrupt or foreign file is a UserError naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such {what} file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a valid JSON {what} ({exc}){hint}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {describe_validation_error(exc)}{hint}") from None

@@ -39,6 +39,11 @@ def _experiment(mlflow: Any, name: str, root: Path) -> str:
     return mlflow.create_experiment(name, artifact_location=artifacts)
 
 
+def numeric_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of a stage summary, as MLflow metrics (booleans, strings and nested values left out)."""
+    return {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def source_revision(root: Path) -> str:
     """The git commit the code ran from, `+dirty` when the work tree had changes; `unknown` outside git."""
     try:

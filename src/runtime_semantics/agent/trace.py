@@ -8,14 +8,12 @@ tool-call `latency_s`) are the only ones that differ between two runs of the sam
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import UserError, describe_validation_error
-from ..files import atomic_write_text
+from ..files import atomic_write_text, read_json_model
 from ..policies.base import Message, TokenUsage
 from ..runtime.results import ErrorInfo, ToolCallInfo
 
@@ -109,14 +107,4 @@ def write_trace(folder: Path, trace: Trace) -> Path:
 
 def read_trace(path: Path) -> Trace:
     """Validate one trace file; a corrupt or foreign file raises UserError naming it."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such trace file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a valid JSON trace ({exc})") from None
-    try:
-        return Trace.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(f"{path}: {describe_validation_error(exc)}") from None
+    return read_json_model(path, Trace, "trace")

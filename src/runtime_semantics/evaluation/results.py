@@ -9,7 +9,6 @@ design the statistics rely on).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, get_args
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..agent.metrics import EpisodeMetrics, episode_metrics
 from ..agent.trace import Trace
 from ..errors import UserError, describe_validation_error
-from ..files import atomic_write_text
+from ..files import atomic_write_text, read_json_model
 
 ModelName = Literal["base", "trained-persistent", "trained-stateless"]
 RuntimeName = Literal["persistent", "stateless"]
@@ -87,17 +86,7 @@ def write_result(evaluation_dir: Path, result: EpisodeResult) -> Path:
 
 def read_result(path: Path) -> EpisodeResult:
     """Validate one result file; a corrupt one raises UserError naming the file."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such result file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a valid JSON result ({exc}); delete it to run that episode again") from None
-    try:
-        return EpisodeResult.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(f"{path}: {describe_validation_error(exc)}; delete it to run that episode again") from None
+    return read_json_model(path, EpisodeResult, "result", hint="; delete it to run that episode again")
 
 
 def iter_results(evaluation_dir: Path) -> Iterator[EpisodeResult]:
