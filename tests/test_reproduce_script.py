@@ -1,6 +1,10 @@
-"""`./reproduce.sh`'s command line: help, a bad profile, and a dry run that names the stages."""
+"""`./reproduce.sh`'s command line: help, bad arguments, the profile choice, the preflight, and the
+dvc commands a run executes (read from the plan a dry run prints)."""
 
+import os
 import subprocess
+
+import pytest
 
 from helpers import REPO_ROOT
 
@@ -21,9 +25,65 @@ def test_unknown_profile_and_unknown_argument_exit_2():
     assert bad_argument.returncode == 2 and "unknown argument '--fast'" in bad_argument.stderr
 
 
-def test_dry_run_names_the_profile_and_its_stages_and_runs_nothing():
+def plan(stdout: str) -> list[str]:
+    """The dvc commands a run would execute, from its printed plan."""
+    lines = stdout.split("Plan:", 1)[1].splitlines()[1:]
+    return [line.strip() for line in lines if line.startswith("  dvc repro")]
+
+
+def test_help_lists_stage_selection_and_the_ui():
+    result = reproduce("--help")
+    for option in ("--from STAGE", "--only STAGE", "ui"):
+        assert option in result.stdout
+
+
+def test_bad_stage_selections_exit_2_before_any_work():
+    unknown = reproduce("--only", "training")
+    assert unknown.returncode == 2 and "unknown stage 'training'" in unknown.stderr
+    both = reproduce("--from", "train", "--only", "report")
+    assert both.returncode == 2 and "give one of --from and --only" in both.stderr
+    missing = reproduce("--from")
+    assert missing.returncode == 2 and "--from needs a stage" in missing.stderr
+
+
+def test_dry_run_names_the_profile_and_runs_each_stage_in_order():
     result = reproduce("--profile", "smoke", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "Profile: smoke (chosen with --profile)" in result.stdout
-    for stage in ("tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke"):
-        assert stage in result.stdout
+    assert "Profile: smoke (chosen with --profile)" in result.stdout and "smoke: ready" in result.stdout
+    assert plan(result.stdout) == [f"dvc repro --single-item {t}" for t in (
+        "tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke", "train@smoke-persistent",
+        "train@smoke-stateless", "evaluate@smoke", "analyze@smoke", "report@smoke")]  # fmt: skip
+
+
+def test_only_runs_one_stage_and_from_runs_it_and_everything_after_both_forced():
+    only = reproduce("--profile", "smoke", "--only", "train", "--dry-run")
+    assert only.returncode == 0, only.stderr
+    assert plan(only.stdout) == ["dvc repro --single-item --force train@smoke-persistent",
+                                 "dvc repro --single-item --force train@smoke-stateless"]  # fmt: skip
+    start = reproduce("--profile=smoke", "--from=evaluate", "--dry-run")
+    assert start.returncode == 0, start.stderr
+    assert plan(start.stdout) == [f"dvc repro --single-item --force {t}" for t in ("evaluate@smoke", "analyze@smoke", "report@smoke")]
+
+
+def test_without_a_gpu_the_profile_is_mini_and_the_reason_is_printed():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    result = reproduce("--only", "tasks", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Profile: mini (the paper profile needs what this machine lacks: gpu: no CUDA GPU" in result.stdout
+    assert plan(result.stdout) == ["dvc repro --single-item --force tasks@mini"]
+
+
+def test_paper_preflight_stops_before_any_work_and_says_what_is_missing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"} | {"HF_HUB_CACHE": str(tmp_path / "empty-cache")}
+    result = subprocess.run([str(REPO_ROOT / "reproduce.sh"), "--profile", "paper"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 3
+    assert "MISSING  model" in result.stdout and "hf download Qwen/Qwen3-8B" in result.stdout
+    assert "Stopped before any work" in result.stderr and "--profile mini" in result.stderr
+    assert "Plan:" not in result.stdout  # nothing ran
+    dry = subprocess.run([str(REPO_ROOT / "reproduce.sh"), "--profile", "paper", "--only", "tasks", "--dry-run"], cwd=REPO_ROOT,
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert dry.returncode == 0 and "MISSING  model" in dry.stdout and plan(dry.stdout) == ["dvc repro --single-item --force tasks@paper"]

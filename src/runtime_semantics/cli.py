@@ -410,9 +410,9 @@ def ui(
     """Serve the MLflow tracking store (artifacts/mlflow/) on http://HOST:PORT: every stage's runs, metrics and artifacts."""
     import os
 
-    from .tracking import server_command
+    from .tracking import SERVER_ENV, server_command
 
     with _user_errors():
         command = server_command(Path.cwd(), host=host, port=port)
     print(f"MLflow UI: http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port} (Ctrl-C stops it)", flush=True)
-    os.execv(command[0], command)
+    os.execve(command[0], command, SERVER_ENV | dict(os.environ))

@@ -54,6 +54,11 @@ def source_revision(root: Path) -> str:
     return commit + ("+dirty" if dirty.strip() else "")
 
 
+# MLflow's server also starts background job consumers (huey, seven processes) for its GenAI
+# features; the pipeline uses none of them, and on 2 cores they slow the start. Set it to true to have them.
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def server_command(root: Path, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
     """The `mlflow server` command line that serves the project's store (the MLflow UI and REST API).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -26,9 +27,16 @@ from .settings import EvaluateParams
 
 log = logging.getLogger(__name__)
 BASE_NAME = "base"
+VLLM_PYTHON_ENV = "RUNTIME_SEMANTICS_VLLM_PYTHON"  # vLLM's own environment (the Docker image: /opt/vllm/bin/python)
+
+
+def vllm_python() -> str:
+    return os.environ.get(VLLM_PYTHON_ENV) or sys.executable
 
 
 def vllm_available() -> bool:
+    if os.environ.get(VLLM_PYTHON_ENV):
+        return os.access(os.environ[VLLM_PYTHON_ENV], os.X_OK)
     return importlib.util.find_spec("vllm") is not None
 
 
@@ -46,7 +54,7 @@ def serve_command(base_model: str, adapters: Mapping[str, Path | None], params: 
     """The `vllm serve` command line for the base model plus every adapter."""
     assert params.vllm is not None
     command = [
-        sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", base_model,
+        vllm_python(), "-m", "vllm.entrypoints.cli.main", "serve", base_model,
         "--served-model-name", BASE_NAME, "--host", "127.0.0.1", "--port", str(params.vllm.port),
         "--max-model-len", str(context_limit), "--max-num-seqs", str(params.vllm.max_num_seqs),
         "--gpu-memory-utilization", str(params.vllm.gpu_memory_utilization), "--dtype", "bfloat16", "--seed", "0",
