@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import UserError
-from ..files import atomic_write_text, prepare_resumable_dir
+from ..files import atomic_write_text, digest_package_code, prepare_resumable_dir
 from ..policies.base import Policy, PolicyError
 from ..policies.settings import EndpointSettings
 from ..runtime import RuntimeLimits
@@ -36,7 +36,6 @@ from .trace import read_trace, trace_path, write_trace
 
 log = logging.getLogger(__name__)
 RuntimeName = Literal["persistent", "stateless"]
-_PACKAGE = Path(__file__).resolve().parent.parent
 _TRACE_SHAPING_CODE = ("agent", "policies", "runtime", "tasks")
 
 
@@ -101,10 +100,7 @@ def fingerprint(job: TraceJob, tasks_file: Path) -> str:
     """Hash of the settings and the code that decide a trace's content."""
     digest = hashlib.sha256(job.model_dump_json(exclude={"out_dir"}).encode())
     digest.update(tasks_file.read_bytes())
-    for package in _TRACE_SHAPING_CODE:
-        for path in sorted((_PACKAGE / package).rglob("*")):
-            if path.suffix in {".py", ".j2"}:
-                digest.update(path.relative_to(_PACKAGE).as_posix().encode() + path.read_bytes())
+    digest_package_code(digest, _TRACE_SHAPING_CODE)
     return digest.hexdigest()
 
 

@@ -32,16 +32,16 @@ from ..agent.runner import run_rolling
 from ..agent.settings import AgentSettings
 from ..agent.tokens import TokenCounter
 from ..errors import UserError
-from ..files import atomic_write_text, prepare_resumable_dir
+from ..files import atomic_write_text, digest_package_code, prepare_resumable_dir
 from ..policies.base import Policy, PolicyError
 from ..runtime import RuntimeLimits
 from ..tasks import TaskInstance, read_tasks
 from ..training.base_model import BaseParams
+from ..training.train_stage import base_model_source
 from .results import Cell, EpisodeResult, cell_dir, read_result, result_path, write_result
 from .settings import EvaluateParams
 
 log = logging.getLogger(__name__)
-_PACKAGE = Path(__file__).resolve().parent.parent
 _RESULT_SHAPING_CODE = ("agent", "policies", "runtime", "tasks", "evaluation")
 TRAINED_ON = {"base": None, "trained-persistent": "persistent", "trained-stateless": "stateless"}
 
@@ -62,13 +62,7 @@ class EvaluationInputs:
         return self.profile_dir / "evaluation"
 
     def base_model(self) -> str:
-        if self.base.kind == "hub":
-            assert self.base.model is not None
-            return self.base.model
-        folder = self.profile_dir / "base" / "model"
-        if not (folder / "config.json").exists():
-            raise UserError(f"{folder}: no base model here (run the base stage first: `dvc repro base@<profile>`)")
-        return str(folder)
+        return base_model_source(self.base, self.profile_dir / "base")
 
     def adapter(self, model: str) -> Path | None:
         runtime = TRAINED_ON[model]
@@ -110,10 +104,7 @@ def cell_fingerprint(inputs: EvaluationInputs, cell: Cell, tasks: Sequence[TaskI
     adapter = inputs.adapter(cell.model)
     if adapter is not None:
         _digest_files(digest, adapter)
-    for package in _RESULT_SHAPING_CODE:
-        for path in sorted((_PACKAGE / package).rglob("*")):
-            if path.suffix in {".py", ".j2"}:
-                digest.update(path.relative_to(_PACKAGE).as_posix().encode() + path.read_bytes())
+    digest_package_code(digest, _RESULT_SHAPING_CODE)
     return digest.hexdigest()
 
 
