@@ -21,11 +21,29 @@ def _episodes(tasks, persistent):
         )
 
 
+class ForgetfulTeacher(ScriptedTeacher):
+    """The scripted teacher, noting which episodes the runner said had ended."""
+
+    def __init__(self, style: str) -> None:
+        super().__init__(style)
+        self.forgotten: list[str] = []
+
+    def forget(self, episode_key: str) -> None:
+        self.forgotten.append(episode_key)
+
+
 def test_rolling_pool_matches_sequential_runs_and_hands_over_each_trace_once(family):
     tasks = list(iter_set(family.easy, split="eval", difficulty="easy", base_seed=21, n=5))
-    teacher = ScriptedTeacher("stateless")
+    teacher = ForgetfulTeacher("stateless")
     alone = {t.episode_id: t.content_dump() for t in (run_episode(e, teacher) for e in _episodes(tasks, persistent=False))}
+    assert teacher.forgotten == list(alone)  # each episode's state is dropped once, when it ends
+    teacher.forgotten.clear()
     pooled = []
-    run_rolling(_episodes(tasks, persistent=False), teacher, slots=3, on_done=pooled.append)
-    assert sorted(t.episode_id for t in pooled) == sorted(alone)
+
+    def done(trace):
+        assert trace.episode_id in teacher.forgotten
+        pooled.append(trace)
+
+    run_rolling(_episodes(tasks, persistent=False), teacher, slots=3, on_done=done)
+    assert sorted(t.episode_id for t in pooled) == sorted(alone) == sorted(teacher.forgotten)
     assert {t.episode_id: t.content_dump() for t in pooled} == alone

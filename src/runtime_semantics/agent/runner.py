@@ -27,17 +27,19 @@ def run_lockstep(episodes: Sequence[Episode], policy: Policy) -> list[Trace]:
             if request is not None:
                 requests.append(request)
                 waiting.append(episode)
-        if not requests:
-            break
-        try:
-            replies = policy.next_turns(requests)
-        except PolicyError as error:
-            for episode in waiting:
-                episode.fail(error)
-            break
-        for episode, reply in zip(waiting, replies, strict=True):
-            episode.advance(reply)
-        active = [e for e in waiting if not e.done]
+        if requests:
+            try:
+                replies = policy.next_turns(requests)
+            except PolicyError as error:
+                for episode in waiting:
+                    episode.fail(error)
+            else:
+                for episode, reply in zip(waiting, replies, strict=True):
+                    episode.advance(reply)
+        for episode in active:
+            if episode.done:
+                policy.forget(episode.episode_id)
+        active = [e for e in active if not e.done]
     return [episode.trace() for episode in episodes]
 
 
@@ -76,6 +78,7 @@ def run_rolling(
                     else:
                         list(threads.map(lambda pair: pair[0].advance(pair[1]), zip(waiting, replies, strict=True)))
                 for episode in [e for e in active if e.done]:
+                    policy.forget(episode.episode_id)
                     trace = episode.trace()
                     episode.__exit__(None, None, None)
                     active.remove(episode)

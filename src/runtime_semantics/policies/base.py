@@ -72,6 +72,9 @@ class Policy(ABC):
     def next_turns(self, requests: Sequence[TurnRequest]) -> list[PolicyReply]:
         """One reply per request, in order."""
 
+    def forget(self, episode_key: str) -> None:
+        """The episode ended: drop any state kept for it (a local model's KV cache)."""
+
     def close(self) -> None:
         """Release resources (HTTP clients, models). Idempotent."""
 
