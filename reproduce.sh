@@ -108,9 +108,9 @@ targets_of() {  # the DVC targets of one stage for the profile
 # project's 2-core machine. Replace an estimate when a measurement comes in.
 estimate_of() {
   case "$profile/$1" in
-    smoke/evaluate) echo "about 2 min (measured: 12 cells x 4 episodes on 2 cores)" ;;
+    smoke/evaluate) echo "about 30 s (measured: 12 cells x 4 episodes on 2 cores)" ;;
     mini/base) echo "about 6 min (150 pretraining steps of 8 x 512 tokens at the measured ~1,850 tokens/s on 2 cores)" ;;
-    mini/train) echo "roughly 15-30 min per runtime on 2 cores (estimate, not measured yet)" ;;
+    mini/train) echo "hours per runtime with the current settings (4-bit QLoRA measured at ~115-166 tokens/s on 2 busy cores, 1.1M and 2.1M tokens; retuning them is an open issue)" ;;
     mini/evaluate) echo "roughly 30-60 min on 2 cores (estimate, not measured yet: 12 cells x 50 episodes)" ;;
     paper/traces) echo "hours: 1,000 teacher episodes per runtime through the API (and its costs)" ;;
     paper/train) echo "several hours per runtime on one 24 GB GPU (estimate)" ;;

@@ -1,4 +1,5 @@
-"""`dvc repro report@smoke` in a scratch repository: analyze then report run, the header names the
+"""`dvc repro --downstream analyze@smoke` in a scratch repository holding evaluation results (the
+stages before analyze would redo them from nothing): analyze then report run, the header names the
 DVC-recorded data, a second repro runs nothing, and the rendered report stays in git."""
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def test_repro_renders_the_report_records_the_data_revision_and_then_is_a_no_op(
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "scratch")
     commit = run(repo, "git", "rev-parse", "HEAD").strip()
 
-    out = run(repo, "dvc", "repro", "report@smoke")
+    out = run(repo, "dvc", "repro", "--downstream", "analyze@smoke")
     assert "Running stage 'analyze@smoke'" in out and "Running stage 'report@smoke'" in out
     text = (repo / "paper" / "smoke" / "results.md").read_text()
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
@@ -48,5 +49,5 @@ def test_repro_renders_the_report_records_the_data_revision_and_then_is_a_no_op(
     assert f"| Data (DVC) | `artifacts/smoke/evaluation`: {md5} (dvc.lock, analyze@smoke) |" in text
     assert f"| Code (git) | `{commit}` |" in text  # dvc.lock and the report itself do not count as changes
 
-    assert "Running stage" not in run(repo, "dvc", "repro", "report@smoke")
+    assert "Running stage" not in run(repo, "dvc", "repro", "--downstream", "analyze@smoke")
     assert "paper/smoke/results.md" in run(repo, "git", "status", "--porcelain", "--untracked-files=all")  # not git-ignored
