@@ -145,3 +145,33 @@ def test_training_without_a_base_model_says_which_stage_to_run(tmp_path):
                      env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no base model here" in result.stderr and "base@" in result.stderr
+
+
+def test_full_precision_lora_with_a_trained_lm_head_reaches_the_evaluating_policy(workspace):
+    """The mini profile's setting: LoRA on float32 weights, lm_head (tied to the embeddings) trained in full."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from runtime_semantics.policies.local_model import LocalModelPolicy, LocalModelSettings
+
+    root = _copy(workspace, "lm-head")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    train = params["smoke"]["train"]
+    train["quantization"].update(load_in_4bit=False, compute_dtype="float32")
+    train["lora"]["modules_to_save"] = ["lm_head"]
+    train["gradient_checkpointing"] = False
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(_train_command(), cwd=root, env=_env(root), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    base_dir = root / "artifacts" / "smoke" / "base" / "model"
+    adapter = root / "artifacts" / "smoke" / "train" / "persistent" / "adapter"
+    saved = {name: tensor for name, tensor in load_file(str(adapter / "adapter_model.safetensors")).items() if "lm_head" in name}
+    assert saved, "the trained lm_head is saved with the adapter"
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    policy = LocalModelPolicy(LocalModelSettings(model=str(base_dir), adapter=str(adapter), device="cpu", max_new_tokens=2))
+    merged = policy._model
+    trained = next(iter(saved.values()))
+    assert torch.equal(merged.lm_head.weight, trained) and not torch.equal(base.lm_head.weight, trained)
+    assert torch.equal(merged.model.embed_tokens.weight, merged.lm_head.weight)  # still tied, as at training time

@@ -27,6 +27,10 @@ class LoraSettings(_Section):
     alpha: int = Field(ge=1, description="scaling numerator (paper: 128)")
     dropout: float = Field(ge=0, lt=1, description="paper: 0.05")
     target_modules: list[str] = Field(min_length=1, description="projection names (paper: q,k,v,o,gate,up,down)")
+    modules_to_save: list[str] = Field(
+        default_factory=list,
+        description="modules trained in full beside the adapters, e.g. lm_head (paper: none; vLLM serves adapters only)",
+    )
 
 
 class TrainParams(_Section):

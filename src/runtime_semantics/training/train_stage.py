@@ -224,6 +224,8 @@ def run_train_stage(
     lora = LoraConfig(
         r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
         target_modules=list(params.lora.target_modules), task_type="CAUSAL_LM", bias="none",
+        # a tied lm_head stays tied to the input embeddings when it is trained in full
+        modules_to_save=list(params.lora.modules_to_save) or None, ensure_weight_tying=bool(params.lora.modules_to_save),
     )
 
     class _ForwardLogs(TrainerCallback):
