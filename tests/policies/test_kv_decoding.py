@@ -101,3 +101,14 @@ def test_the_policy_keeps_an_episode_until_it_is_forgotten(tiny_model_dir: Path)
     policy.forget("task-1/r0")
     assert policy.cached_episodes == 0
     assert policy.next_turns([request])[0].text == first
+
+
+def test_closing_the_policy_frees_its_model(tiny_model_dir: Path) -> None:
+    import gc
+    import weakref
+
+    policy = LocalModelPolicy(LocalModelSettings(model=str(tiny_model_dir), max_new_tokens=2, device="cpu"))
+    model = weakref.ref(policy._model)
+    policy.close()
+    gc.collect()
+    assert model() is None

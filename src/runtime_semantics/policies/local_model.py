@@ -193,8 +193,8 @@ class LocalModelPolicy(Policy):
         self._store.forget(episode_key)
 
     def close(self) -> None:
-        """Drop the model and the cached conversations so their memory can be freed."""
-        self._model = None
+        """Drop the model (also the decoder's reference to it) and the cached conversations so their memory can be freed."""
+        self._model = self._decoder = None
         self._store.clear()
 
     def _encode(self, request: TurnRequest) -> list[int]:
