@@ -109,8 +109,8 @@ targets_of() {  # the DVC targets of one stage for the profile
 estimate_of() {
   case "$profile/$1" in
     smoke/evaluate) echo "about 30 s (measured: 12 cells x 4 episodes on 2 cores)" ;;
-    mini/base) echo "about 6 min (150 pretraining steps of 8 x 512 tokens at the measured ~1,850 tokens/s on 2 cores)" ;;
-    mini/train) echo "about 11 min (persistent, measured) and 21 min (stateless, twice the tokens) on 2 cores" ;;
+    mini/base) echo "about 7 min (measured 6.4: 300 pretraining steps of 8 x 512 tokens at ~3,200 tokens/s on 2 cores)" ;;
+    mini/train) echo "about 9 min (persistent, measured) and 17 min (stateless, twice the tokens; 36 min measured beside another job) on 2 cores" ;;
     mini/evaluate) echo "up to hours on 2 cores while the models are not competent (measured: 16 episodes of one cell in 45 s with the 6-epoch model, 8 in 9 min with a model that never stops); 12 cells x 50 episodes" ;;
     paper/traces) echo "hours: 1,000 teacher episodes per runtime through the API (and its costs)" ;;
     paper/train) echo "several hours per runtime on one 24 GB GPU (estimate)" ;;

@@ -14,7 +14,7 @@ TINY_BASE = {
     "kind": "tiny", "vocab_size": 600, "corpus_max_bytes": 20000,
     "architecture": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
                      "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 8192},
-    "pretraining": {"steps": 2, "seq_len": 64, "batch_size": 2, "learning_rate": 0.003, "warmup_steps": 0, "seed": 1},
+    "pretraining": {"steps": 2, "seq_len": 64, "batch_size": 2, "learning_rate": 0.003, "warmup_steps": 0, "seed": 1, "task_documents": 5, "chat_share": 0.3},
 }
 
 

@@ -1,5 +1,7 @@
 """The scripted teacher: competent in its own runtime, and the paper's mechanism in the other."""
 
+import re
+
 import pytest
 
 from runtime_semantics.agent.episode import Episode
@@ -19,12 +21,12 @@ def counter():
     return TokenCounter.from_pretrained("builtin:qwen3")
 
 
-def run(task, style, runtime, counter):
+def run(task, style, runtime, counter, variety="varied"):
     episode = Episode(
         task=task, persistent=runtime == "persistent", policy_name=f"scripted-{style}", seed=task.seed,
         settings=AgentSettings(), limits=LIMITS, counter=counter, episode_id=task.task_id,
     )
-    return run_episode(episode, ScriptedTeacher(style))
+    return run_episode(episode, ScriptedTeacher(style, variety))
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +67,19 @@ def test_the_teacher_is_deterministic_and_varies_with_the_seed(easy_tasks, count
     assert first.content_dump() == again.content_dump()
     codes = {run(task, "persistent", "persistent", counter).steps[0].code for task in easy_tasks}
     assert len(codes) >= 3, "every episode opened with the same code: the data would be one template"
+
+
+@pytest.mark.parametrize("style", ["persistent", "stateless"])
+def test_fixed_habits_write_every_episode_alike_and_still_solve(easy_tasks, style, counter):
+    traces = [run(task, style, style, counter, "fixed") for task in easy_tasks[:4]]
+    assert all(t.stop_reason == "finished" for t in traces)
+    assert sum(t.outcome.score for t in traces) / len(traces) >= 0.7
+    assert len({re.sub(r"\d+", "N", t.messages[2].content) for t in traces}) == 1  # only numbers differ
+    plan_blocks = [next(m.content for m in t.messages if m.role == "assistant" and "def best_subset" in m.content) for t in traces]
+    assert all("if complete:\n    finish()" in block for block in plan_blocks)
+
+
+def test_varied_habits_differ_between_episodes(easy_tasks, counter):
+    names = {run(task, "persistent", "persistent", counter).messages[2].content.split("= json.loads(list_items())")[0].split()[-1]
+             for task in easy_tasks}
+    assert len(names) > 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,3 +138,15 @@ def test_keep_rules():
     assert not keep_trace(metrics(), params("solved")) and keep_trace(metrics(solved=True, score=1.0), params("solved"))
     assert keep_trace(metrics(score=0.6), params("min_score", 0.5)) and not keep_trace(metrics(score=0.4), params("min_score", 0.5))
     assert not keep_trace(metrics(infrastructure_failure=True), params("all"))
+
+
+def test_fixed_teacher_habits_reach_the_traces(workspace):
+    root, env = workspace
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["smoke"]["traces"]["scripted_habits"] = "fixed"
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert generate(root, env).returncode == 0
+    traces = [read_trace(p) for p in sorted((root / "artifacts" / "smoke" / "traces" / "stateless" / "episodes").glob("*.trace.json"))]
+    assert len(traces) == N_TASKS and {t.policy for t in traces} == {"scripted-teacher-stateless-fixed"}
+    first_blocks = {re.sub(r"\d+", "N", t.messages[2].content) for t in traces}
+    assert len(first_blocks) == 1

@@ -56,6 +56,9 @@ def test_every_cell_is_summarised_and_every_comparison_tested(analysis_dir):
     assert len(record.paired_tests) == len(TESTED_METRICS) * len(COMPARISONS) * 2
     for test in record.paired_tests:
         assert test.n_pairs == 4 and test.p <= test.p_holm <= 1
+        assert test.power is None or 0 <= test.power <= 1
+    tokens = next(t for t in record.paired_tests if t.metric == "total_tokens" and t.comparison == "aligned" and t.difficulty == "hard")
+    assert tokens.power is not None and tokens.power > 0.05  # a real difference has more than the false-positive rate
     assert [(t.comparison, t.difficulty) for t in record.equivalence_tests] == [("aligned", "easy"), ("aligned", "hard")]
     mismatch = next(c for c in record.cells if c.cell == "trained-persistent.stateless.hard")
     assert mismatch.missing_variable_share.value == 1.0 and mismatch.score_pct.value == 0.0

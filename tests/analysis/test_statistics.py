@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from runtime_semantics.analysis.statistics import bootstrap_mean, holm, paired_bootstrap, tost_paired, wilcoxon, wilson_interval
+from runtime_semantics.analysis.statistics import (
+    bootstrap_mean, holm, paired_bootstrap, paired_power, tost_paired, tost_power, wilcoxon, wilson_interval,
+)
 
 RNG = np.random.default_rng(12345)
 A = RNG.normal(70, 15, 40).round(1)
@@ -87,3 +89,31 @@ def test_holm_adjusts_step_down():
     # sorted 0.01, 0.03, 0.04, 0.20 times 4, 3, 2, 1, then running maximum
     assert holm(p) == pytest.approx([0.04, 0.09, 0.09, 0.20])
     assert holm([]) == []
+
+
+def test_paired_power_matches_the_noncentral_t_and_grows_with_n():
+    rng = np.random.default_rng(5)
+    a = rng.normal(10, 3, 30)
+    b = a - rng.normal(1.0, 2.0, 30)
+    differences = a - b
+    effect = differences.mean() / differences.std(ddof=1)
+    critical = stats.t.ppf(0.975, 29)
+    noncentrality = effect * np.sqrt(30)
+    expected = stats.nct.sf(critical, 29, noncentrality) + stats.nct.cdf(-critical, 29, noncentrality)
+    assert paired_power(a, b, 0.05) == pytest.approx(expected, abs=1e-6)
+    assert paired_power(np.tile(a, 3), np.tile(b, 3), 0.05) > paired_power(a, b, 0.05)
+    assert paired_power([1, 2], [1, 2], 0.05) is None and paired_power([3, 4], [1, 2], 0.05) == 1.0
+
+
+def test_tost_power_by_simulation_and_at_the_edges():
+    rng = np.random.default_rng(9)
+    n, margin, true_difference, spread = 30, 10.0, 2.0, 20.0
+    samples = rng.normal(true_difference, spread, (20000, n))  # TOST by hand on each: both one-sided t-tests reject
+    error = samples.std(axis=1, ddof=1) / np.sqrt(n)
+    critical = stats.t.ppf(0.95, n - 1)
+    simulated = np.mean(((samples.mean(axis=1) + margin) / error > critical) & ((samples.mean(axis=1) - margin) / error < -critical))
+    # plug in the true values: the formula's answer should match how often TOST succeeds
+    planned = tost_power(true_difference + spread * stats.norm.ppf(np.linspace(0.5 / n, 1 - 0.5 / n, n)), np.zeros(n), margin, 0.05)
+    assert planned == pytest.approx(simulated, abs=0.05)
+    assert tost_power([0, 20, -20, 40, -40, 0], [0] * 6, 10, 0.05) == 0.0  # far too noisy for this margin
+    assert tost_power([1, 1, 1], [0, 0, 0], 10, 0.05) == 1.0 and tost_power([11, 11], [0, 0], 10, 0.05) == 0.0

@@ -29,6 +29,9 @@ class TracesParams(BaseModel):
         description="scripted: offline teacher; endpoint: an OpenAI-compatible API; published: import the authors' teacher traces"
     )
     endpoint: EndpointSettings | None = Field(None, description="the API to call when teacher is 'endpoint'")
+    scripted_habits: Literal["varied", "fixed"] = Field(
+        "varied", description="scripted teacher: names, wording, chunking and DP vary per episode (varied) or never (fixed)"
+    )
     published_dir: Path | None = Field(
         None, description="teacher 'published': a downloaded copy of the authors' train dataset (data fetch-published)"
     )

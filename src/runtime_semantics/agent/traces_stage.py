@@ -45,6 +45,7 @@ class TraceJob(BaseModel):
     runtime: RuntimeName
     teacher: str
     teacher_style: RuntimeName
+    scripted_habits: Literal["varied", "fixed"] = "varied"
     endpoint: EndpointSettings | None
     agent: AgentSettings
     limits: RuntimeLimits
@@ -57,7 +58,7 @@ def make_teacher(job: TraceJob) -> Policy:
     if job.teacher == "scripted":
         from ..policies.scripted import ScriptedTeacher
 
-        return ScriptedTeacher(job.teacher_style)
+        return ScriptedTeacher(job.teacher_style, job.scripted_habits)
     if job.teacher == "published":
         raise UserError("traces.teacher: 'published' runs no teacher; its traces are imported (runtime_semantics.published.teacher_import)")
     from ..policies.endpoint import EndpointPolicy
@@ -126,7 +127,8 @@ def run_traces_stage(
     tasks = read_tasks(tasks_file)
     episodes_dir = out_dir / "episodes"
     job = TraceJob(
-        runtime=runtime, teacher=params.teacher, teacher_style=teacher_style or runtime, endpoint=params.endpoint, agent=agent, limits=limits,
+        runtime=runtime, teacher=params.teacher, teacher_style=teacher_style or runtime,
+        scripted_habits=params.scripted_habits, endpoint=params.endpoint, agent=agent, limits=limits,
         tokenizer=tokenizer, out_dir=episodes_dir,
     )
     # fail here, with a clear message, rather than inside a worker process (forked workers

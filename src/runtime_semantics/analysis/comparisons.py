@@ -16,7 +16,7 @@ from ..evaluation.results import DIFFICULTIES
 from .conditions import COMPARISONS, EQUIVALENCE_COMPARISONS, TESTED_METRICS, Comparison
 from .record import EquivalenceTest, PairedTest
 from .settings import AnalysisParams
-from .statistics import holm, paired_bootstrap, tost_paired, wilcoxon
+from .statistics import holm, paired_bootstrap, paired_power, tost_paired, tost_power, wilcoxon
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ def paired_tests(episodes: pd.DataFrame, params: AnalysisParams) -> list[PairedT
                     "cell_a": f"{comparison.a}.{difficulty}", "cell_b": f"{comparison.b}.{difficulty}", "n_pairs": len(pairs),
                     "mean_a": sum(a) / len(a), "mean_b": sum(b) / len(b), "difference": difference,
                     "ratio": ratio if has_ratio else None, "w": result.w, "p": result.p, "rank_biserial": result.rank_biserial,
+                    "power": paired_power(a, b, params.alpha),
                 })
         for row, p_holm in zip(family, holm([row["p"] for row in family]), strict=True):
             tests.append(PairedTest(**row, p_holm=p_holm, significant=p_holm < params.alpha))
@@ -75,6 +76,7 @@ def equivalence_tests(episodes: pd.DataFrame, params: AnalysisParams) -> list[Eq
                 "comparison": comparison.id, "difficulty": difficulty, "cell_a": f"{comparison.a}.{difficulty}",
                 "cell_b": f"{comparison.b}.{difficulty}", "n_pairs": len(pairs), "margin_points": params.equivalence_margin_points,
                 "difference": difference, "p": tost_paired(a, b, params.equivalence_margin_points),
+                "power": tost_power(a, b, params.equivalence_margin_points, params.alpha),
             })
     return [
         EquivalenceTest(**row, p_holm=p_holm, equivalent=p_holm < params.alpha)

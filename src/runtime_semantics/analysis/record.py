@@ -73,6 +73,7 @@ class PairedTest(_Record):
     p_holm: float = Field(description="Holm-adjusted within the metric's family (all comparisons x difficulties)")
     rank_biserial: float = Field(description="matched-pairs rank-biserial correlation, positive when a > b")
     significant: bool
+    power: float | None = Field(description="power at alpha to detect the observed effect with n_pairs (paired t approximation)")
 
 
 class EquivalenceTest(_Record):
@@ -88,6 +89,7 @@ class EquivalenceTest(_Record):
     p: float
     p_holm: float
     equivalent: bool
+    power: float | None = Field(description="chance TOST shows equivalence if the observed difference and spread were true")
 
 
 class AnalysisRecord(_Record):

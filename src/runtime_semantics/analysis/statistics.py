@@ -5,6 +5,8 @@ draws from its own generator seeded by (seed, a key naming what it estimates), s
 cell or a test never changes another interval. Paired bootstraps resample episode pairs,
 keeping the pairing. Wilcoxon and TOST come from pingouin; the degenerate cases it returns
 NaN for (every paired difference zero or identical) get their exact answer here instead.
+Power is computed for the effect sizes seen (observed mean and spread of the paired
+differences), so a reader can tell a negative result from a test too small to see one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pingouin as pg
+from scipy import stats
 from pydantic import BaseModel, ConfigDict
 
 from .record import Estimate
@@ -92,3 +95,36 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         return []
     _, adjusted = pg.multicomp(list(pvalues), method="holm")
     return [float(p) for p in adjusted]
+
+
+def paired_power(a: Sequence[float], b: Sequence[float], alpha: float) -> float | None:
+    """Power of a two-sided paired t-test at `alpha` for the observed effect, with these many pairs.
+
+    The Wilcoxon test the comparisons run has nearly the t-test's power (asymptotic relative
+    efficiency 0.955 for normal data, more for heavy tails). None when it is undefined:
+    fewer than two pairs, or no spread with no difference.
+    """
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(differences) < 2:
+        return None
+    spread = differences.std(ddof=1)
+    if spread == 0:
+        return None if differences.mean() == 0 else 1.0
+    effect = float(differences.mean() / spread)
+    return float(pg.power_ttest(d=effect, n=len(differences), alpha=alpha, contrast="paired", alternative="two-sided"))
+
+
+def tost_power(a: Sequence[float], b: Sequence[float], margin: float, alpha: float) -> float | None:
+    """Chance that the paired TOST shows equivalence within ±margin if the true mean difference
+    and spread were the observed ones (noncentral t for each one-sided test; a close lower bound)."""
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = len(differences)
+    if n < 2:
+        return None
+    mean, error = float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(n))
+    if error == 0:
+        return 1.0 if abs(mean) < margin else 0.0
+    critical = stats.t.ppf(1 - alpha, n - 1)
+    upper = stats.nct.sf(critical, n - 1, (margin - mean) / error)
+    lower = stats.nct.sf(critical, n - 1, (margin + mean) / error)
+    return float(max(0.0, upper + lower - 1.0))

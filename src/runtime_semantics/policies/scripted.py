@@ -12,9 +12,12 @@ turns: a short thought and one Python block. Both styles share one competent str
 
 Persistent style defines its data and helpers once and reuses them in later blocks.
 Stateless style re-creates everything in every block: it prints what it learned and writes
-those values back into the next block's code (the paper's "amnesia tax"). Names, wording,
-chunk size, DP implementation and finishing habit vary with the episode seed, so the
-training data is not a single template. The teacher is deterministic in (seed, history).
+those values back into the next block's code (the paper's "amnesia tax"). With "varied"
+habits, names, wording, chunk size, DP implementation and finishing habit vary with the
+episode seed, so the training data is not a single template; "fixed" habits write every
+episode the same way, so a tiny model can learn the runtime convention from few traces
+without also having to keep a per-episode vocabulary consistent across turns. The teacher
+is deterministic in (seed, history).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, Literal
 from .base import Policy, PolicyReply, TurnRequest
 
 Style = Literal["persistent", "stateless"]
+Variety = Literal["varied", "fixed"]
 MAX_CALLS_PER_BLOCK = 25
 
 
@@ -49,7 +53,15 @@ class _Habits:
     wording: int
 
 
-def _habits(seed: int, style: Style) -> _Habits:
+_FIXED_HABITS = _Habits(
+    info="info", ids="ids", banned="banned", verified="verified", taken="taken", plan="best_subset",
+    chunk=24, table_dp=False, finish_inline=True, wording=0,
+)
+
+
+def _habits(seed: int, style: Style, variety: Variety) -> _Habits:
+    if variety == "fixed":
+        return _FIXED_HABITS
     rng = random.Random(f"scripted-teacher/{style}/{seed}")
     return _Habits(
         info=rng.choice(["info", "seen", "catalog", "details", "inspected"]),
@@ -72,14 +84,14 @@ _THOUGHTS = {
         "Let me fetch the ids and inspect a first chunk of items; the budget is $budget distinct inspections.",
     ],
     "inspect_more": [
-        "Continuing the inspections: items $start to $end.",
-        "Next batch of inspections ($start-$end), still within the budget.",
-        "I'll inspect the next chunk, items $start through $end.",
+        "Some inspections are left; continuing with the next batch of items.",
+        "Next batch of inspections, still within the budget.",
+        "I'll inspect the next chunk of items.",
     ],
     "plan_first": [
-        "I have inspected $n items. Now I'll pick the best subset by dynamic programming and try to take it, testing unconfirmed classes first since some classes are not allowed; a refused class gets excluded and I re-plan.",
+        "The inspection budget is used up. Now I'll pick the best subset by dynamic programming and try to take it, testing unconfirmed classes first since some classes are not allowed; a refused class gets excluded and I re-plan.",
         "Time to optimise: a 0/1 knapsack DP over the inspected items, then take the chosen ones. If a class is refused I'll exclude it and re-plan.",
-        "With $n items inspected, I'll solve the knapsack exactly over them and take the plan, trying items of unverified classes first.",
+        "With the budget spent, I'll solve the knapsack exactly over the inspected items and take the plan, trying items of unverified classes first.",
     ],
     "replan": [
         "That block hit its tool-call allowance before the plan was complete (refused classes so far: $banned). Continuing with the remaining capacity.",
@@ -160,11 +172,14 @@ def _indent(code: str, prefix: str = "    ") -> str:
 class ScriptedTeacher(Policy):
     """Deterministic teacher policy writing persistent-style or stateless-style CodeAct turns."""
 
-    def __init__(self, style: Style) -> None:
+    def __init__(self, style: Style, variety: Variety = "varied") -> None:
         if style not in ("persistent", "stateless"):
             raise ValueError(f"style must be 'persistent' or 'stateless', got {style!r}")
+        if variety not in ("varied", "fixed"):
+            raise ValueError(f"variety must be 'varied' or 'fixed', got {variety!r}")
         self.style: Style = style
-        self.name = f"scripted-teacher-{style}"
+        self.variety: Variety = variety
+        self.name = f"scripted-teacher-{style}" + ("-fixed" if variety == "fixed" else "")
 
     def next_turns(self, requests: Sequence[TurnRequest]) -> list[PolicyReply]:
         replies = []
@@ -176,7 +191,7 @@ class ScriptedTeacher(Policy):
 
     # -- deciding the turn -----------------------------------------------------------------
     def turn(self, request: TurnRequest) -> str:
-        habits = _habits(request.seed, self.style)
+        habits = _habits(request.seed, self.style, self.variety)
         public = request.public
         budget = public["inspect_budget"]
         chunk = habits.chunk if self.style == "persistent" else min(habits.chunk, MAX_CALLS_PER_BLOCK - 1)
@@ -190,10 +205,10 @@ class ScriptedTeacher(Policy):
         if turn < len(bounds):
             start, end = bounds[turn]
             key = "inspect_first" if turn == 0 else "inspect_more"
-            return self._say(habits, key, {"budget": budget, "start": start, "end": end}) + self._inspect_block(habits, turn, start, end)
+            return self._say(habits, key, {"budget": budget, "start": start, "end": end}) + self._inspect_block(habits, public, turn, start, end, chunk)
         status = _last_status(observations)
         if turn == len(bounds):
-            return self._say(habits, "plan_first", {"n": budget}) + self._take_block(habits, public, observations, first=True)
+            return self._say(habits, "plan_first", {}) + self._take_block(habits, public, observations, first=True)
         if status is not None and status.get("complete"):
             return self._say(habits, "finish", {}) + self._block("finish()\n")
         banned = ", ".join(status.get("banned", [])) if status else "?"
@@ -221,27 +236,33 @@ class ScriptedTeacher(Policy):
         names = {k: getattr(habits, k) for k in ("info", "ids", "banned", "verified", "taken", "plan")}
         return Template(code).substitute(names, **extra)
 
-    def _inspect_block(self, habits: _Habits, turn: int, start: int, end: int) -> str:
+    def _inspect_block(self, habits: _Habits, public: dict[str, Any], turn: int, start: int, end: int, chunk: int) -> str:
+        # The task's numbers are copied from the prompt once, into constants: persistent code
+        # keeps them; stateless code has to write them (and where it stopped) again each time.
         if self.style == "persistent":
             if turn == 0:
                 code = (
-                    "import json\n\n$ids = json.loads(list_items())\n$info = {}\n"
-                    "for item_id in $ids[$start:$end]:\n    $info[item_id] = json.loads(inspect(item_id))\n"
-                    'print(f"{len($ids)} items; inspected {len($info)}")\n'
+                    f"import json\n\nBUDGET = {public['inspect_budget']}\nCAPACITY = {public['capacity']}\n"
+                    "$ids = json.loads(list_items())\n$info = {}\n"
+                    "for item_id in $ids[:min(BUDGET, $first)]:\n    $info[item_id] = json.loads(inspect(item_id))\n"
+                    'print(f"{len($ids)} items; inspected {len($info)}; {BUDGET - len($info)} inspections left")\n'
                     'print("classes seen:", sorted({d["class"] for d in $info.values()}))\n'
                 )
             else:
                 code = (
-                    "for item_id in $ids[$start:$end]:\n    $info[item_id] = json.loads(inspect(item_id))\n"
-                    'print(f"inspected {len($info)} items so far")\n'
+                    "for item_id in $ids[len($info):min(BUDGET, len($info) + $chunk)]:\n"
+                    "    $info[item_id] = json.loads(inspect(item_id))\n"
+                    'print(f"inspected {len($info)} items so far; {BUDGET - len($info)} inspections left")\n'
                 )
         else:
             code = (
-                "import json\n\n$ids = json.loads(list_items())\nbatch = {}\n"
+                f"import json\n\nBUDGET = {public['inspect_budget']}\n"
+                "$ids = json.loads(list_items())\nbatch = {}\n"
                 "for item_id in $ids[$start:$end]:\n    batch[item_id] = json.loads(inspect(item_id))\n"
                 "print(json.dumps(batch))\n"
+                'print(f"{BUDGET - $start - len(batch)} inspections left")\n'
             )
-        return self._block(self._sub(habits, code, start=start, end=end))
+        return self._block(self._sub(habits, code, start=start, end=end, first=chunk - 1, chunk=chunk))
 
     def _take_block(self, habits: _Habits, public: dict[str, Any], observations: list[str], *, first: bool) -> str:
         dp = _TABLE_DP if habits.table_dp else _DICT_DP
@@ -255,7 +276,7 @@ class ScriptedTeacher(Policy):
             )
             if first:
                 code = (
-                    f"CAPACITY = {public['capacity']}\n$banned = set()\n$verified = set()\n$taken = []\n\n"
+                    "$banned = set()\n$verified = set()\n$taken = []\n\n"
                     + dp
                     + "\n\ndef attempt():\n"
                     + _indent(attempt + "return complete\n")

@@ -3,13 +3,17 @@
 `tiny` (smoke, mini): a Qwen3-architecture model small enough for a CPU, with its own BPE
 tokenizer, briefly pretrained on real Python source (the standard library on the machine)
 and task-style text (goal prompts, tool results), so that it knows some Python but has
-seen neither condition's traces. `hub` (paper): a Hugging Face id or local folder such as
+seen neither condition's traces. A share of the pretraining text is chat-formatted: a user
+asks for a standard-library function and the assistant answers with its source in a Python
+block and ends its turn, so that the base model has seen the turn format a chat model knows
+(at the mini profile's 300 steps it still does not end its turns on its own: measured). `hub` (paper): a Hugging Face id or local folder such as
 Qwen/Qwen3-8B; the stage only checks that its configuration and tokenizer can be loaded
 and records the reference, failing early with a clear message when they cannot.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import math
@@ -56,6 +60,10 @@ class Pretraining(_Section):
     learning_rate: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
     seed: int
+    task_documents: int = Field(ge=0, description="task-style documents (goal, summary of its numbers, item data) in the corpus")
+    chat_share: float = Field(
+        ge=0, le=1, description="chat-formatted function requests, as a fraction of the plain corpus's characters (0: none)"
+    )
 
 
 class BaseParams(_Section):
@@ -78,13 +86,38 @@ class BaseParams(_Section):
 
 
 def task_text(settings: DifficultySettings, n: int, seed: int) -> Iterator[str]:
-    """Task-style text without any trace: goal statements and tool results of fresh instances."""
+    """Task-style text without any trace: goal statements, a one-line summary of their numbers
+    (so that the model learns to read a number off its prompt, as any real LLM can), and tool
+    results of fresh instances."""
     from ..agent.prompts import PromptBuilder, PromptStyle
 
     prompts = PromptBuilder(style=PromptStyle.MATCHED, persistent=False, max_tool_calls=25)
     for task in iter_set(settings, split="pretraining", difficulty="easy", base_seed=seed, n=n):
+        public = task.public
         items = {i: {"weight": it.weight, "value": it.value, "class": it.item_class} for i, it in task.hidden.items.items()}
-        yield prompts.goal(task.public.model_dump()) + "\n" + json.dumps(items)
+        summary = (f"In short: {len(public.item_ids)} items, at most {public.inspect_budget} inspections, "
+                   f"capacity {public.capacity}, classes {', '.join(public.classes)}.")
+        yield prompts.goal(public.model_dump()) + "\n" + summary + "\n" + json.dumps(items)
+
+
+def chat_documents(sources: list[str], max_chars: int) -> Iterator[list[dict[str, str]]]:
+    """Conversations asking for a top-level function of `sources` and answering with its code."""
+    total = 0
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
+                continue
+            code = ast.get_source_segment(source, node)
+            if not code or total + len(code) > max_chars:
+                continue
+            total += len(code)
+            doc = (ast.get_docstring(node) or "").strip().splitlines()
+            ask = f"Write a Python function `{node.name}`" + (f": {doc[0]}" if doc else ".")
+            yield [{"role": "user", "content": ask}, {"role": "assistant", "content": f"Here is `{node.name}`.\n\n```python\n{code}\n```"}]
 
 
 def _packed_batches(token_stream: list[int], params: Pretraining) -> Iterator[Any]:
@@ -107,11 +140,17 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
 
     assert params.architecture is not None and params.pretraining is not None and params.vocab_size and params.corpus_max_bytes
     pre = params.pretraining
-    corpus = list(stdlib_sources(params.corpus_max_bytes)) + list(task_text(family_easy, 50, pre.seed))
+    sources = list(stdlib_sources(params.corpus_max_bytes))
+    corpus = sources + list(task_text(family_easy, pre.task_documents, pre.seed))
     tokenizer_dir = out_dir / "model"
     train_tokenizer(corpus, vocab_size=params.vocab_size, out_dir=tokenizer_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    chats = [
+        tokenizer.apply_chat_template(messages, tokenize=False)
+        for messages in chat_documents(sources, int(pre.chat_share * sum(map(len, corpus))))
+    ]
+    corpus += chats
     stream: list[int] = []
     for text in corpus:
         stream.extend(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"] + [eos])  # whole files: no length warning
@@ -157,6 +196,7 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(tokenizer),
         "corpus_documents": len(corpus),
+        "chat_documents": len(chats),
         "corpus_tokens": len(stream),
         "steps": pre.steps,
         "tokens_per_second": pre.steps * pre.batch_size * pre.seq_len / elapsed,
