@@ -111,7 +111,7 @@ estimate_of() {
     smoke/evaluate) echo "about 30 s (measured: 12 cells x 4 episodes on 2 cores)" ;;
     mini/base) echo "about 7 min (measured 6.4: 300 pretraining steps of 8 x 512 tokens at ~3,200 tokens/s on 2 cores)" ;;
     mini/train) echo "about 9 min (persistent, measured) and 17 min (stateless, twice the tokens; 36 min measured beside another job) on 2 cores" ;;
-    mini/evaluate) echo "up to hours on 2 cores while the models are not competent (measured: 16 episodes of one cell in 45 s with the 6-epoch model, 8 in 9 min with a model that never stops); 12 cells x 50 episodes" ;;
+    mini/evaluate) echo "about 90 min on 2 cores (measured: 68 min for 9 of the 12 cells of 20 episodes; models that never stop run to the context limit)" ;;
     paper/traces) echo "hours: 1,000 teacher episodes per runtime through the API (and its costs)" ;;
     paper/train) echo "several hours per runtime on one 24 GB GPU (estimate)" ;;
     paper/evaluate) echo "a few hours with vLLM on one GPU (estimate: 12 cells x 100 episodes)" ;;
