@@ -47,3 +47,33 @@ def test_rolling_pool_matches_sequential_runs_and_hands_over_each_trace_once(fam
     run_rolling(_episodes(tasks, persistent=False), teacher, slots=3, on_done=done)
     assert sorted(t.episode_id for t in pooled) == sorted(alone) == sorted(teacher.forgotten)
     assert {t.episode_id: t.content_dump() for t in pooled} == alone
+
+
+class KeyRecordingTeacher(ForgetfulTeacher):
+    """Also notes the episode keys of every batch of requests."""
+
+    def __init__(self, style: str) -> None:
+        super().__init__(style)
+        self.batches: list[list[str]] = []
+
+    def next_turns(self, requests):
+        self.batches.append([r.episode_key for r in requests])
+        return super().next_turns(requests)
+
+
+def test_one_task_in_two_runtimes_shares_a_pool_under_two_keys(family):
+    """The evaluation pools a model's cells, so one task can run twice at once: its keys must differ."""
+    task = next(iter(iter_set(family.easy, split="eval", difficulty="easy", base_seed=21, n=1)))
+    counter = TokenCounter.from_pretrained("builtin:qwen3")
+    episodes = [
+        Episode(task=task, persistent=persistent, policy_name="scripted", seed=task.seed, settings=AgentSettings(),
+                limits=RuntimeLimits(wall_timeout_s=20), counter=counter, episode_id=task.task_id, key=f"{runtime}/{task.task_id}")
+        for persistent, runtime in ((True, "persistent"), (False, "stateless"))
+    ]
+    teacher = KeyRecordingTeacher("persistent")
+    traces = []
+    run_rolling(episodes, teacher, slots=2, on_done=traces.append)
+    assert teacher.batches[0] == [f"persistent/{task.task_id}", f"stateless/{task.task_id}"]
+    assert all(len(set(batch)) == len(batch) for batch in teacher.batches)
+    assert sorted(teacher.forgotten) == [f"persistent/{task.task_id}", f"stateless/{task.task_id}"]
+    assert [t.episode_id for t in traces] == [task.task_id] * 2  # the trace keeps the task's episode id

@@ -40,7 +40,10 @@ class Episode:
         limits: RuntimeLimits,
         counter: TokenCounter,
         episode_id: str,
+        key: str | None = None,
     ) -> None:
+        """`key` names the episode to the policy (its caches, its sampling seed); it defaults to
+        `episode_id` and must differ between episodes that run at the same time."""
         self.task = task
         self.persistent = persistent
         self.policy_name = policy_name
@@ -49,6 +52,7 @@ class Episode:
         self.limits = limits
         self.counter = counter
         self.episode_id = episode_id
+        self.key = key or episode_id
         self.prompts = PromptBuilder(style=settings.prompt_style, persistent=persistent, max_tool_calls=limits.max_tool_calls_per_block)
         self.environment = KnapsackEnvironment(task)
         self.messages: list[Message] = []
@@ -93,7 +97,7 @@ class Episode:
         if self.done:
             return None
         return TurnRequest(
-            episode_key=self.episode_id,
+            episode_key=self.key,
             messages=tuple(self.messages),
             seed=self.seed,
             public=self.task.public.model_dump(),

@@ -38,7 +38,7 @@ def run_lockstep(episodes: Sequence[Episode], policy: Policy) -> list[Trace]:
                     episode.advance(reply)
         for episode in active:
             if episode.done:
-                policy.forget(episode.episode_id)
+                policy.forget(episode.key)
         active = [e for e in active if not e.done]
     return [episode.trace() for episode in episodes]
 
@@ -78,7 +78,7 @@ def run_rolling(
                     else:
                         list(threads.map(lambda pair: pair[0].advance(pair[1]), zip(waiting, replies, strict=True)))
                 for episode in [e for e in active if e.done]:
-                    policy.forget(episode.episode_id)
+                    policy.forget(episode.key)
                     trace = episode.trace()
                     episode.__exit__(None, None, None)
                     active.remove(episode)

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..policies.scripted import Variety
 from ..policies.settings import EndpointSettings
-
 from .prompts import PromptStyle
 
 
@@ -29,7 +29,7 @@ class TracesParams(BaseModel):
         description="scripted: offline teacher; endpoint: an OpenAI-compatible API; published: import the authors' teacher traces"
     )
     endpoint: EndpointSettings | None = Field(None, description="the API to call when teacher is 'endpoint'")
-    scripted_habits: Literal["varied", "fixed"] = Field(
+    scripted_habits: Variety = Field(
         "varied", description="scripted teacher: names, wording, chunking and DP vary per episode (varied) or never (fixed)"
     )
     published_dir: Path | None = Field(

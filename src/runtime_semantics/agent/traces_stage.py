@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import UserError
 from ..files import atomic_write_text, digest_package_code, prepare_resumable_dir
 from ..policies.base import Policy, PolicyError
+from ..policies.scripted import Variety
 from ..policies.settings import EndpointSettings
 from ..runtime import RuntimeLimits
 from ..tasks import TaskInstance, read_tasks
@@ -45,7 +46,7 @@ class TraceJob(BaseModel):
     runtime: RuntimeName
     teacher: str
     teacher_style: RuntimeName
-    scripted_habits: Literal["varied", "fixed"] = "varied"
+    scripted_habits: Variety = "varied"
     endpoint: EndpointSettings | None
     agent: AgentSettings
     limits: RuntimeLimits

@@ -2,8 +2,8 @@
 
 Paired design: every cell runs the first `episodes_per_cell` tasks of its difficulty's
 evaluation set, in file order, each with the task's own seed. Models load once each and
-serve all their cells. Episodes advance in a rolling pool of `concurrent_episodes`: their
-next turns are generated in one batch and their code blocks run in parallel sandboxes.
+serve all their cells from one rolling pool of `concurrent_episodes`: the episodes' next
+turns are generated in one batch and their code blocks run in parallel sandboxes.
 
 Resumable: a cell folder is stamped with a fingerprint of everything that decides its
 results (settings, tasks, model files, code); finished episodes of the same fingerprint are
@@ -151,27 +151,31 @@ def run_cells(
                 for t in tasks if result_path(inputs.out_dir, cell, t.task_id).exists()}  # a corrupt file raises, naming it
         plans.append((cell, tasks, done))
     summaries: dict[str, dict[str, Any]] = {}
+
+    def close_cell(cell: Cell, tasks: Sequence[TaskInstance], done: dict[str, EpisodeResult]) -> None:
+        summary = summarize_cell(cell, [done[t.task_id].metrics for t in tasks])
+        atomic_write_text(cell_dir(inputs.out_dir, cell) / "summary.json", json.dumps(summary, indent=1) + "\n")
+        summaries[cell.id] = summary
+        if on_cell_done is not None:
+            on_cell_done(cell, summary)
+
     with _progress() as progress:
         overall = progress.add_task("all cells", total=sum(len(t) for _, t, _ in plans), completed=sum(len(d) for _, _, d in plans))
         bars = {cell.id: progress.add_task(cell.id, total=len(tasks), completed=len(done)) for cell, tasks, done in plans}
         for model in dict.fromkeys(cell.model for cell, _, _ in plans):
             model_plans = [p for p in plans if p[0].model == model]
-            policy: Policy | None = None
+            for cell, tasks, done in model_plans:
+                if len(done) == len(tasks):
+                    close_cell(cell, tasks, done)
+            if all(len(done) == len(tasks) for _, tasks, done in model_plans):
+                continue
+            policy = _open_policy(make_policy, model)
             try:
-                for cell, tasks, done in model_plans:
-                    todo = [t for t in tasks if t.task_id not in done]
-                    if todo:
-                        policy = policy or _open_policy(make_policy, model)
-                        _run_cell(inputs, cell, todo, policy, counter, done, lambda: (progress.advance(bars[cell.id]), progress.advance(overall)))
-                    summary = summarize_cell(cell, [done[t.task_id].metrics for t in tasks])
-                    atomic_write_text(cell_dir(inputs.out_dir, cell) / "summary.json", json.dumps(summary, indent=1) + "\n")
-                    summaries[cell.id] = summary
-                    if on_cell_done is not None:
-                        on_cell_done(cell, summary)
+                _run_model(inputs, model_plans, policy, counter, close_cell,
+                           lambda cell: (progress.advance(bars[cell.id]), progress.advance(overall)))
             finally:
-                if policy is not None:
-                    policy.close()
-    return summaries
+                policy.close()
+    return {cell.id: summaries[cell.id] for cell, _, _ in plans}
 
 
 def _open_policy(make_policy: PolicyFactory, model: str) -> Policy:
@@ -181,22 +185,38 @@ def _open_policy(make_policy: PolicyFactory, model: str) -> Policy:
         raise UserError(f"model {model}: {error}") from None
 
 
-def _run_cell(
-    inputs: EvaluationInputs, cell: Cell, todo: Sequence[TaskInstance], policy: Policy, counter: TokenCounter,
-    done: dict[str, EpisodeResult], advance: Callable[[], Any],
+Plan = tuple[Cell, list[TaskInstance], dict[str, EpisodeResult]]
+
+
+def _run_model(
+    inputs: EvaluationInputs, plans: Sequence[Plan], policy: Policy, counter: TokenCounter,
+    close_cell: Callable[[Cell, Sequence[TaskInstance], dict[str, EpisodeResult]], None], advance: Callable[[Cell], Any],
 ) -> None:
+    """All unfinished episodes of one model's cells in one rolling pool.
+
+    One pool instead of one per cell keeps the batch full: a cell's last, slowest episodes
+    share their turns with the next cell's first ones instead of decoding almost alone.
+    """
+    cells = {(cell.runtime, cell.difficulty): (cell, tasks, done) for cell, tasks, done in plans}
+
     def episodes() -> Iterator[Episode]:
-        for task in todo:
-            yield Episode(
-                task=task, persistent=cell.runtime == "persistent", policy_name=f"{cell.model}:{policy.name}", seed=task.seed,
-                settings=inputs.agent, limits=inputs.limits, counter=counter, episode_id=task.task_id,
-            )
+        for cell, tasks, done in plans:
+            for task in tasks:
+                if task.task_id not in done:
+                    yield Episode(
+                        task=task, persistent=cell.runtime == "persistent", policy_name=f"{cell.model}:{policy.name}",
+                        seed=task.seed, settings=inputs.agent, limits=inputs.limits, counter=counter,
+                        episode_id=task.task_id, key=f"{cell.id}/{task.task_id}",
+                    )
 
     def finished(trace: Any) -> None:
+        cell, tasks, done = cells[trace.runtime, trace.difficulty]
         result = EpisodeResult.from_trace(cell, trace)
         write_result(inputs.out_dir, result)
         done[trace.episode_id] = result
-        advance()
+        advance(cell)
+        if len(done) == len(tasks):
+            close_cell(cell, tasks, done)
 
     run_rolling(episodes(), policy, slots=inputs.params.concurrent_episodes, on_done=finished)
 
