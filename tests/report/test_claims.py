@@ -50,13 +50,17 @@ def episodes(n: int, spec: dict[str, dict], seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdicts(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+def _rows(frame: pd.DataFrame) -> list:
     record = AnalysisRecord(
         profile="smoke", settings=PARAMS, evaluation_dir="e", results_sha256="0", episodes=len(frame), policies={},
         cells=summarize_cells(frame, PARAMS), paired_tests=paired_tests(frame, PARAMS),
         equivalence_tests=equivalence_tests(frame, PARAMS), figures=[], tables=[], training_runtimes=[],
     )
-    return {(row.check, row.difficulty): row.verdict for row in check_claims(REFERENCE, record)}
+    return check_claims(REFERENCE, record)
+
+
+def verdicts(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+    return {(row.check, row.difficulty): row.verdict for row in _rows(frame)}
 
 
 PAPER_LIKE = {  # the paper's findings: same quality, ~80% missing variables when mismatched, ~3x tokens
@@ -128,3 +132,13 @@ def test_a_bad_reference_file_names_file_and_key(tmp_path, edit, message):
     with pytest.raises(UserError) as error:
         load_reference(path)
     assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
+def test_two_models_that_both_score_zero_are_not_called_equivalent():
+    """Scores of 0 everywhere pass TOST trivially (no difference, no spread); that is a floor, not a finding."""
+    floor = {condition: {**spec, "score": -100} for condition, spec in PAPER_LIKE.items()}
+    result = verdicts(episodes(40, floor))
+    assert result[("1-quality", "hard")] == result[("1-quality", "easy")] == "inconclusive"
+    rows = {(r.check, r.difficulty): r for r in _rows(episodes(40, floor))}
+    assert "floor" in rows[("1-quality", "hard")].reason
+    assert verdicts(episodes(40, PAPER_LIKE))[("1-quality", "hard")] == "replicated"  # one scoring model is enough to judge

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..analysis.record import AnalysisRecord, CellSummary, Estimate
 from ..evaluation.results import DIFFICULTIES
@@ -29,6 +29,7 @@ class Evidence(BaseModel):
     interval: str
     tost_p_holm: float | None = None
     wilcoxon_p_holm: float | None = None
+    at_floor: bool = Field(False, description="equivalence: both cells scored 0 in every episode")
 
 
 class ClaimRow(BaseModel):
@@ -79,9 +80,11 @@ def evidence_for(check: Check, difficulty: str, record: AnalysisRecord) -> Evide
     equivalence = next((e for e in record.equivalence_tests if e.comparison == check.comparison and e.difficulty == difficulty), None)
     if equivalence is None:
         return f"no equivalence test for {check.comparison} on {difficulty} tasks"
+    cells = [_cell(record, equivalence.cell_a), _cell(record, equivalence.cell_b)]
     return Evidence(
         estimate=equivalence.difference, episodes=equivalence.n_pairs, interval=f"{100 * (1 - 2 * record.settings.alpha):g}% paired bootstrap",
         tost_p_holm=equivalence.p_holm, wilcoxon_p_holm=test.p_holm,
+        at_floor=all(c is not None and c.score_pct.high == 0 for c in cells),
     )
 
 
@@ -96,6 +99,8 @@ def judge(rule: Rule, evidence: Evidence, *, alpha: float, min_episodes: int, ma
     low, high = evidence.estimate.low, evidence.estimate.high
     if rule.kind == "equivalence":
         assert evidence.tost_p_holm is not None and evidence.wilcoxon_p_holm is not None
+        if evidence.at_floor:  # equal at zero shows that neither model can do the task, not that they do it equally well
+            return "inconclusive", "both conditions scored 0 in every episode: equal at the floor, which is no evidence of equal quality"
         if evidence.tost_p_holm < alpha:
             return "replicated", f"equivalent within ±{margin:g} points (TOST {_p(evidence.tost_p_holm)}, Holm)"
         if evidence.wilcoxon_p_holm < alpha:
