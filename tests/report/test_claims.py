@@ -137,8 +137,7 @@ def test_a_bad_reference_file_names_file_and_key(tmp_path, edit, message):
 def test_two_models_that_both_score_zero_are_not_called_equivalent():
     """Scores of 0 everywhere pass TOST trivially (no difference, no spread); that is a floor, not a finding."""
     floor = {condition: {**spec, "score": -100} for condition, spec in PAPER_LIKE.items()}
-    result = verdicts(episodes(40, floor))
-    assert result[("1-quality", "hard")] == result[("1-quality", "easy")] == "inconclusive"
     rows = {(r.check, r.difficulty): r for r in _rows(episodes(40, floor))}
+    assert rows[("1-quality", "hard")].verdict == rows[("1-quality", "easy")].verdict == "inconclusive"
     assert "floor" in rows[("1-quality", "hard")].reason
     assert verdicts(episodes(40, PAPER_LIKE))[("1-quality", "hard")] == "replicated"  # one scoring model is enough to judge
