@@ -39,6 +39,8 @@ traces_app = typer.Typer(help="Teacher traces: generate them per runtime, show o
 app.add_typer(traces_app, name="traces")
 data_app = typer.Typer(help="The authors' published data: fetch and import it, replay its traces in our runtime.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+mlflow_app = typer.Typer(help="The MLflow tracking store (artifacts/mlflow/): repair it after a move or an upgrade.", no_args_is_help=True)
+app.add_typer(mlflow_app, name="mlflow")
 
 ProfileOption = Annotated[str, typer.Option("--profile", "-p", help=f"Settings profile in params.yaml: {', '.join(PROFILES)}.")]
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path of the params file.")]
@@ -416,3 +418,17 @@ def ui(
         command = server_command(Path.cwd(), host=host, port=port)
     print(f"MLflow UI: http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port} (Ctrl-C stops it)", flush=True)
     os.execve(command[0], command, SERVER_ENV | dict(os.environ))
+
+@mlflow_app.command("repair")
+def mlflow_repair() -> None:
+    """Point the store's artifact locations at artifacts/mlflow/artifacts of this folder (after it moved or was copied),
+    moving the artifacts of a store made by an earlier version out of ./mlruns. Every stage does this on its own too."""
+    from .tracking import REPAIR_COMMAND, repair_store, store_dir, user_tracking_uri
+
+    with _user_errors():
+        if user_tracking_uri():
+            raise UserError(f"MLFLOW_TRACKING_URI is {user_tracking_uri()!r}: that server keeps the artifacts (unset it to repair {store_dir(Path.cwd())})")
+        if not (store_dir(Path.cwd()) / "mlflow.db").exists():
+            raise UserError(f"{store_dir(Path.cwd()) / 'mlflow.db'}: no MLflow store here; run `{REPAIR_COMMAND}` from the repository root")
+        lines = repair_store(Path.cwd())
+    print("\n".join(lines) if lines else f"{store_dir(Path.cwd())}: nothing to repair, every artifact location is in artifacts/mlflow/artifacts")
