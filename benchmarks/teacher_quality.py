@@ -1,8 +1,9 @@
 """How good the scripted teacher is, per style and difficulty, in its own runtime and in the other.
 
-    .venv/bin/python benchmarks/teacher_quality.py [--tasks 100]
+    .venv/bin/python benchmarks/teacher_quality.py [--tasks 100] [--profile paper]
 
-Runs the real traces stage on the paper profile's evaluation-set definitions (seed 123456789)
+Runs the real traces stage on a profile's task family and evaluation-set definitions (seed 123456789),
+with that profile's teacher habits,
 and prints mean score, solved count, mean steps, mean total tokens and missing-variable
 errors for each (teacher style, runtime, difficulty).
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from runtime_semantics.agent.settings import AgentSettings, TracesParams
 from runtime_semantics.agent.traces_stage import run_traces_stage
-from runtime_semantics.params import load_params_file
+from runtime_semantics.params import load_settings
 from runtime_semantics.runtime import RuntimeLimits
 from runtime_semantics.tasks import iter_set, write_tasks
 
@@ -24,9 +25,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--profile", default="paper", help="whose task family and teacher habits (paper, mini, smoke)")
     args = parser.parse_args()
-    family = load_params_file(Path("params.yaml")).task_family
-    params = TracesParams(teacher="scripted", keep="all", workers=args.workers)
+    settings = load_settings(args.profile)
+    family = settings.task_family
+    params = TracesParams(teacher="scripted", keep="all", workers=args.workers, scripted_habits=settings.stages.traces.scripted_habits)
     print(f"{'teacher -> runtime':<24} {'tasks':<6} {'score':>6} {'solved':>7} {'steps':>6} {'tokens':>8} {'missing-var':>12}")
     with tempfile.TemporaryDirectory() as scratch:
         for difficulty in ("easy", "hard"):

@@ -182,6 +182,24 @@ def base_build(
     print(json.dumps({k: v for k, v in summary.items() if k != "losses"}, indent=2))
 
 
+@base_app.command("pretrain")
+def base_pretrain(
+    profile: ProfileOption = "mini",
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Rebuild the shipped tiny base named by <profile>.base.shipped from its recipe in params.yaml (mini: about an
+    hour on 2 cores), writing its weights, tokenizer and manifest (recipe, sha256 of every file) there; commit them."""
+    from .training.base_model import pretrain_shipped_base
+
+    with _user_errors():
+        settings = load_settings(profile, params)
+        base = settings.stages.base
+        if base.kind != "tiny" or not base.shipped:
+            raise UserError(f"{params}: {profile}.base.shipped is not set; only a shipped tiny base is pretrained this way")
+        summary = pretrain_shipped_base(base, settings.task_family.easy, Path(base.shipped))
+    print(json.dumps({k: v for k, v in summary.items() if k != "losses"}, indent=2))
+
+
 @train_app.command("run")
 def train_run(
     runtime: Annotated[str, typer.Option("--runtime", "-r", help="Whose traces to train on: persistent or stateless.")],
@@ -418,6 +436,7 @@ def ui(
         command = server_command(Path.cwd(), host=host, port=port)
     print(f"MLflow UI: http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port} (Ctrl-C stops it)", flush=True)
     os.execve(command[0], command, SERVER_ENV | dict(os.environ))
+
 
 @mlflow_app.command("repair")
 def mlflow_repair() -> None:

@@ -1,6 +1,7 @@
 """params.yaml: the single source of settings, validated into typed models.
 
-Layout: `task_family` (the paper's Opaque Knapsack definition, shared by all profiles),
+Layout: `task_family` (the paper's Opaque Knapsack definition; a profile's `tasks.family`
+may replace it with its own, declared as a deviation),
 `published` (fetching, importing and replaying the authors' published data) and
 one section per profile (`smoke`, `mini`, `paper`) holding one sub-section per pipeline
 stage. Any problem (unknown key, wrong type, unknown profile, YAML syntax) raises UserError
@@ -47,6 +48,9 @@ class TasksParams(_Section):
     train: TaskSetSpec = Field(description="instances the teacher solves to make training traces")
     eval_easy: TaskSetSpec = Field(description="easy evaluation instances (paper: 100, seed 123456789)")
     eval_hard: TaskSetSpec = Field(description="hard evaluation instances (paper: 100, seed 123456789)")
+    family: TaskFamily | None = Field(
+        None, description="this profile's own task family instead of the paper's (task_family); null: the paper's"
+    )
 
     def sets(self) -> dict[str, TaskSetSpec]:
         """Set name -> spec; the name is the output file stem and the split in task ids."""
@@ -84,7 +88,7 @@ class ParamsFile(_Section):
 
 
 class Settings(BaseModel):
-    """What a stage receives: the shared definitions plus the chosen profile's sections."""
+    """What a stage receives: the profile's task family (its own or the paper's) and its sections."""
 
     model_config = ConfigDict(frozen=True)
     profile: str
@@ -116,4 +120,5 @@ def load_settings(profile: str, path: Path = DEFAULT_PARAMS_PATH) -> Settings:
     if profile not in PROFILES:
         raise UserError(f"{path}: unknown profile {profile!r}; expected one of: {', '.join(PROFILES)}")
     params = load_params_file(path)
-    return Settings(profile=profile, task_family=params.task_family, stages=getattr(params, profile))
+    stages: ProfileParams = getattr(params, profile)
+    return Settings(profile=profile, task_family=stages.tasks.family or params.task_family, stages=stages)

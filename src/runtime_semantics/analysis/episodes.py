@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..evaluation.results import RESULT_SUFFIX, EpisodeResult, iter_results
-from .behaviour import cross_turn_reuse
+from .behaviour import cross_turn_reuse, reads_task_constants
 
 FORMAT_ERROR = "format error"
 
@@ -42,6 +42,7 @@ def episode_row(result: EpisodeResult) -> dict[str, object]:
         "failing_turns": failing_turns,
         "recovery_loops": metrics.recovery_loops,
         "state_reuse": cross_turn_reuse(trace),
+        "reads_task": reads_task_constants(trace),
         "infrastructure_failure": metrics.infrastructure_failure,
         "errors_by_type": errors,
     }

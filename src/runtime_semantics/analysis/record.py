@@ -51,6 +51,10 @@ class CellSummary(_Record):
     any_error_share: Estimate = Field(description="episodes with any failing turn (execution or format error), Wilson interval")
     recovery_loop_length: float | None = Field(description="mean failing turns per recovery loop; None when the cell has no loop")
     state_reuse: float = Field(description="mean cross-turn reuse per step (analysis/behaviour.py)")
+    reads_task_share: Estimate | None = Field(
+        None, description="episodes whose code uses the task's own budget and capacity (analysis/behaviour.py), Wilson interval; "
+        "None when the goal messages are not in our wording"
+    )
     errors_per_episode: dict[str, float] = Field(description="mean failing turns per episode, by error type")
     infrastructure_failures: int = Field(description="episodes hit by a worker crash or endpoint failure (counted apart from the model's errors)")
 

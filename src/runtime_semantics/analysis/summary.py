@@ -24,6 +24,7 @@ def summarize_cell(episodes: pd.DataFrame, params: AnalysisParams) -> CellSummar
         episodes["score_pct"].tolist(), resamples=params.bootstrap_resamples, seed=params.seed, key=f"score/{first['cell']}", alpha=params.alpha
     )
     tokens = float(episodes["total_tokens"].mean())
+    reads = episodes["reads_task"].dropna() if "reads_task" in episodes else pd.Series([], dtype=object)
     return CellSummary(
         cell=first["cell"],
         condition=first["condition"],
@@ -42,6 +43,7 @@ def summarize_cell(episodes: pd.DataFrame, params: AnalysisParams) -> CellSummar
         any_error_share=wilson_interval(int(episodes["any_error"].sum()), n, params.alpha),
         recovery_loop_length=float(episodes["failing_turns"].sum()) / loops if loops else None,
         state_reuse=float(episodes["state_reuse"].mean()),
+        reads_task_share=wilson_interval(int(reads.astype(bool).sum()), n, params.alpha) if len(reads) == n else None,
         errors_per_episode={kind: count / n for kind, count in sorted(errors.items())},
         infrastructure_failures=int(episodes["infrastructure_failure"].sum()),
     )

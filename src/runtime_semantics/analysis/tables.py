@@ -58,12 +58,13 @@ TABLES = (
         Column("Score / 1k tokens", True, lambda s: f"{s.score_per_1k_tokens:.2f}"),
     )),
     Table("errors", "Errors and state use per condition and difficulty: share of episodes with a missing-variable error and with "
-                    "any failing turn (95% Wilson intervals), mean failing turns per recovery loop, cross-turn reuse per step, and "
-                    "episodes hit by an infrastructure failure (worker crash, endpoint error; not the model's doing).", _LEAD + (
+                    "any failing turn (95% Wilson intervals), mean failing turns per recovery loop, cross-turn reuse per step, "
+                    "episodes whose code uses the task's own budget and capacity, and episodes hit by an infrastructure failure (worker crash, endpoint error; not the model's doing).", _LEAD + (
         Column("Missing-variable episodes % [95% CI]", True, lambda s: with_interval(s.missing_variable_share, 100)),
         Column("Episodes with errors % [95% CI]", True, lambda s: with_interval(s.any_error_share, 100)),
         Column("Recovery-loop length", True, lambda s: "no loops" if s.recovery_loop_length is None else f"{s.recovery_loop_length:.2f}"),
         Column("Reuse per step", True, lambda s: f"{s.state_reuse:.2f}"),
+        Column("Reads its task % [95% CI]", True, lambda s: "—" if s.reads_task_share is None else with_interval(s.reads_task_share, 100)),
         Column("Infrastructure failures", True, lambda s: str(s.infrastructure_failures)),
     )),
 )

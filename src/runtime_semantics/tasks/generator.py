@@ -36,9 +36,9 @@ def inspect_budget(settings: DifficultySettings, capacity: int, mean_weight: flo
     return min(max(math.ceil(raw), settings.min_budget), n_items)
 
 
-def _item_id(rng: random.Random, taken: set[str]) -> str:
+def _item_id(rng: random.Random, taken: set[str], digits: int) -> str:
     while True:
-        candidate = f"item_{rng.getrandbits(48):012x}"
+        candidate = f"item_{rng.getrandbits(4 * digits):0{digits}x}"
         if candidate not in taken:
             taken.add(candidate)
             return candidate
@@ -53,7 +53,7 @@ def _draw_items(settings: DifficultySettings, rng: random.Random, allowed: list[
         item_class = rng.choice(allowed) if index == 0 else rng.choice(classes)
         weight = rng.randint(settings.weight.min, settings.weight.max)
         value = rng.randint(settings.value.min, settings.value.max)
-        items[_item_id(rng, ids)] = Item(weight=weight, value=value, item_class=item_class)
+        items[_item_id(rng, ids, settings.id_hex_digits)] = Item(weight=weight, value=value, item_class=item_class)
     return items
 
 

@@ -51,6 +51,7 @@ class DifficultySettings(BaseModel):
     budget_optimal_factor: float = Field(gt=0, description="budget >= factor * |optimal set|")
     min_budget: int = Field(ge=1, description="lower clamp of the inspect budget (upper clamp: n_items)")
     max_attempts: int = Field(ge=1, description="give up (error) after this many rejected draws for one seed")
+    id_hex_digits: int = Field(12, ge=2, le=12, description="hex digits of an item id after 'item_' (the paper's: 12)")
 
     @model_validator(mode="after")
     def _coherent(self) -> DifficultySettings:
@@ -58,6 +59,8 @@ class DifficultySettings(BaseModel):
             raise ValueError("n_allowed_classes must not exceed n_classes")
         if self.min_allowed_items > self.n_items.max:
             raise ValueError("min_allowed_items must not exceed n_items.max")
+        if 16**self.id_hex_digits < 4 * self.n_items.max:
+            raise ValueError("id_hex_digits: too few distinct ids for n_items.max")
         return self
 
     @property

@@ -14,10 +14,13 @@ and records the reference, failing early with a clear message when they cannot.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import logging
 import math
+import platform
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..tasks import DifficultySettings, iter_set
+from .copy_documents import copy_documents
 from .tiny_tokenizer import stdlib_sources, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ class Pretraining(_Section):
     chat_share: float = Field(
         ge=0, le=1, description="chat-formatted function requests, as a fraction of the plain corpus's characters (0: none)"
     )
+    copy_documents: int = Field(0, ge=0, description="chats asking to copy given numbers, ids and records into code (copy_documents.py)")
 
 
 class BaseParams(_Section):
@@ -75,6 +80,9 @@ class BaseParams(_Section):
     corpus_max_bytes: int | None = Field(None, ge=10_000, description="tiny: how much standard-library source to read")
     architecture: TinyArchitecture | None = None
     pretraining: Pretraining | None = None
+    shipped: str | None = Field(
+        None, description="tiny: a folder holding this recipe's pretrained base (made by `base pretrain`); the stage verifies and uses it"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> BaseParams:
@@ -141,15 +149,19 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
     assert params.architecture is not None and params.pretraining is not None and params.vocab_size and params.corpus_max_bytes
     pre = params.pretraining
     sources = list(stdlib_sources(params.corpus_max_bytes))
+    corpus_digest = hashlib.sha256("\0".join(sources).encode()).hexdigest()
     corpus = sources + list(task_text(family_easy, pre.task_documents, pre.seed))
+    copies = list(copy_documents(pre.copy_documents, pre.seed))
+    # the tokenizer learns the copy chats' text too (ids, JSON records), without chat markup
     tokenizer_dir = out_dir / "model"
-    train_tokenizer(corpus, vocab_size=params.vocab_size, out_dir=tokenizer_dir)
+    train_tokenizer(corpus + [m["content"] for chat in copies for m in chat], vocab_size=params.vocab_size, out_dir=tokenizer_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     chats = [
         tokenizer.apply_chat_template(messages, tokenize=False)
         for messages in chat_documents(sources, int(pre.chat_share * sum(map(len, corpus))))
     ]
+    chats += [tokenizer.apply_chat_template(messages, tokenize=False) for messages in copies]
     corpus += chats
     stream: list[int] = []
     for text in corpus:
@@ -189,6 +201,9 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
             optimizer.zero_grad()
             losses.append(loss.item())
             progress.update(bar, advance=1, loss=f"{losses[-1]:.3f}")
+            if len(losses) % 50 == 0:  # also in the log (reproduce.sh's log file), not only on the terminal
+                log.info("base pretraining step %d/%d: loss %.3f (%.0f tokens/s)", len(losses), pre.steps, losses[-1],
+                         len(losses) * pre.batch_size * pre.seq_len / (time.perf_counter() - started))
     elapsed = time.perf_counter() - started
     model.save_pretrained(str(tokenizer_dir))
     summary = {
@@ -196,6 +211,9 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(tokenizer),
         "corpus_documents": len(corpus),
+        "stdlib_sha256": corpus_digest,
+        "python_version": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
         "chat_documents": len(chats),
         "corpus_tokens": len(stream),
         "steps": pre.steps,
@@ -228,8 +246,67 @@ def check_hub_base(params: BaseParams, out_dir: Path) -> dict[str, Any]:
     return summary
 
 
+MANIFEST = "manifest.json"
+
+
+def _recipe(params: BaseParams, family_easy: DifficultySettings) -> dict[str, Any]:
+    """Everything that decides a tiny base's weights, as recorded beside a shipped one."""
+    return {"base": params.model_dump(exclude={"shipped"}), "family_easy": family_easy.model_dump()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pretrain_shipped_base(params: BaseParams, family_easy: DifficultySettings, shipped_dir: Path) -> dict[str, Any]:
+    """Pretrain the tiny base and write it, with its recipe and file digests, to `shipped_dir` (committed)."""
+    scratch = shipped_dir.with_name(shipped_dir.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    summary = build_tiny_base(params, family_easy, scratch)
+    files = {p.name: _sha256(p) for p in sorted((scratch / "model").iterdir())}
+    manifest = {"recipe": _recipe(params, family_easy), "files": files, "summary": summary}
+    atomic_write_text(scratch / "model" / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    shutil.rmtree(shipped_dir, ignore_errors=True)
+    (scratch / "model").rename(shipped_dir)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return summary
+
+
+def use_shipped_base(params: BaseParams, family_easy: DifficultySettings, out_dir: Path) -> dict[str, Any]:
+    """Check the shipped base against params.yaml's recipe and its recorded digests, then copy it in."""
+    assert params.shipped is not None
+    shipped = Path(params.shipped)
+    rebuild = "rebuild it with `runtime-semantics base pretrain --profile <profile>`"
+    try:
+        manifest = json.loads((shipped / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{shipped / MANIFEST}: no readable manifest ({exc.__class__.__name__}); {rebuild}") from None
+    if manifest.get("recipe") != json.loads(json.dumps(_recipe(params, family_easy))):
+        raise UserError(
+            f"{shipped / MANIFEST}: recipe differs from params.yaml (base, tasks.family.easy); {rebuild}, or restore the settings"
+        )
+    for name, digest in manifest.get("files", {}).items():
+        path = shipped / name
+        if not path.exists() or _sha256(path) != digest:
+            raise UserError(f"{path}: sha256 differs from {shipped / MANIFEST} (files.{name}); `git checkout -- {shipped}` or {rebuild}")
+    model_dir = out_dir / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    model_dir.mkdir(parents=True)
+    for name in manifest["files"]:
+        shutil.copyfile(shipped / name, model_dir / name)
+    summary = manifest["summary"] | {"shipped": str(shipped), "files": manifest["files"]}
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
 def run_base_stage(params: BaseParams, family_easy: DifficultySettings, out_dir: Path) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if params.kind == "hub":
         return check_hub_base(params, out_dir)
+    if params.shipped:
+        return use_shipped_base(params, family_easy, out_dir)
     return build_tiny_base(params, family_easy, out_dir)
