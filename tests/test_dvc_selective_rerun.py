@@ -24,6 +24,7 @@ SMOKE_STAGES = ("tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateles
 def repro(repo: Path) -> str:
     """`dvc repro report@smoke` (the whole smoke pipeline), its output; MLflow logs into the scratch folder."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "RUNTIME_SEMANTICS_VENV": sys.prefix,
            "MLFLOW_TRACKING_URI": f"sqlite:///{repo.parent / 'mlflow.db'}"}
     proc = subprocess.run(["dvc", "repro", "report@smoke"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -58,10 +59,11 @@ def reproduced(tmp_path_factory) -> Path:
     """
     repo = tmp_path_factory.mktemp("selective") / "repo"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "requirements.lock", "pyproject.toml"):
         shutil.copy(REPO_ROOT / name, repo / name)
     shutil.copytree(REPO_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(REPO_ROOT / "scripts", repo / "scripts")  # the stages' launcher, scripts/run-stage
     shutil.copytree(REPO_ROOT / "paper" / "templates", repo / "paper" / "templates")
     shutil.copy(REPO_ROOT / "paper" / "reference.yaml", repo / "paper" / "reference.yaml")
     edit_params(repo, "tasks", "train", "n", value=4)

@@ -188,3 +188,52 @@ def run_checks(
     if hub and "disk" in only:
         checks.append(check_disk(artifacts, model_missing=model_check is not None and not model_check.ok, hf_cache=hf_cache))
     return checks
+
+
+# What a DVC stage of a profile checks before any work (scripts/run-stage): the things without which
+# the profile cannot run here at all. Disk is left to ./reproduce.sh's preflight: it is an estimate, and
+# a resumed run needs less than a fresh one.
+GATE_CHECKS = ("gpu", "vram", "model", "teacher")
+CPU_REPLICATION = "dvc repro report@mini"
+
+
+def stage_gate(profile: str, params_path: Path = DEFAULT_PARAMS_PATH, artifacts: Path = Path("artifacts")) -> str | None:
+    """One line saying why `profile` cannot run on this machine (what is missing, how to supply it, and
+    the CPU replication instead), or None when it can. Profiles that need nothing of the machine
+    (smoke, mini: a tiny base, a scripted teacher) always pass."""
+    missing = [c for c in run_checks(profile, params_path, artifacts, only=GATE_CHECKS) if not c.ok]
+    if not missing:
+        return None
+    what = "; ".join(f"{c.name}: {c.detail}" for c in missing)
+    how = "; ".join(f"{c.name}: {c.fix}" for c in missing if c.fix)
+    return (f"the {profile} profile cannot run on this machine, so its stages stop before any work. Missing: {what}. "
+            f"To supply it: {how}. For the CPU replication instead: {CPU_REPLICATION}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m runtime_semantics.preflight --stage-gate --profile P`, which scripts/run-stage runs before a
+    DVC stage: exit 0 in silence when the profile can run here, else the one line on stderr and exit 3."""
+    import argparse
+    import sys
+
+    from .errors import UserError
+
+    parser = argparse.ArgumentParser(prog="python -m runtime_semantics.preflight", description=main.__doc__)
+    parser.add_argument("--stage-gate", action="store_true", required=True, help="check what a DVC stage of the profile needs")
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    args = parser.parse_args(argv)
+    try:
+        line = stage_gate(args.profile, args.params, args.artifacts)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if line is None:
+        return 0
+    print(f"error: {line}", file=sys.stderr)
+    return 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,6 +18,7 @@ from helpers import REPO_ROOT
 
 def run(cwd: Path, *args: str) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "RUNTIME_SEMANTICS_VENV": sys.prefix,
            "MLFLOW_TRACKING_URI": f"sqlite:///{cwd.parent / 'mlflow.db'}"}
     proc = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -28,10 +29,11 @@ def run(cwd: Path, *args: str) -> str:
 def test_repro_renders_the_report_records_the_data_revision_and_then_is_a_no_op(evaluated_workspace, tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "requirements.lock", "pyproject.toml"):
         shutil.copy(REPO_ROOT / name, repo / name)
     shutil.copytree(REPO_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(REPO_ROOT / "scripts", repo / "scripts")  # the stages' launcher, scripts/run-stage
     shutil.copytree(evaluated_workspace / "paper", repo / "paper", ignore=shutil.ignore_patterns("smoke"))
     shutil.copytree(evaluated_workspace / "artifacts" / "smoke" / "evaluation", repo / "artifacts" / "smoke" / "evaluation",
                     ignore=shutil.ignore_patterns("mlflow_parent_run_id.txt"))
