@@ -61,7 +61,9 @@ def _paper_vs_ours(reference: Reference, record: AnalysisRecord) -> list[dict[st
     return rows
 
 
-def build_context(*, record: AnalysisRecord, reference: Reference, tables_dir: Path, git: str, dvc: str) -> dict[str, Any]:
+def build_context(
+    *, record: AnalysisRecord, reference: Reference, tables_dir: Path, git: str, dvc: str, deviations: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     """The template context; figure and table paths are relative to the rendered report."""
     comparisons = {c.id: {"id": c.id, "a": c.a, "b": c.b, "question": c.question} for c in COMPARISONS}
     tests = {metric: [t.model_dump() for t in record.paired_tests if t.metric == metric] for metric in TESTED_METRICS}
@@ -91,4 +93,5 @@ def build_context(*, record: AnalysisRecord, reference: Reference, tables_dir: P
         "claims": [claim.model_dump() for claim in reference.claims],
         "claim_rows": [row.model_dump() for row in check_claims(reference, record)],
         "source": reference.source,
+        "deviations": deviations or [],
     }

@@ -15,7 +15,9 @@ from pathlib import Path
 from ..analysis.record import read_record
 from ..errors import UserError
 from ..files import atomic_write_text
+from ..params import PROFILES, load_params_file
 from .context import build_context
+from .deviations import deviations
 from .provenance import dvc_revision, git_revision
 from .reference import load_reference
 from .render import render
@@ -68,9 +70,12 @@ def run_report_stage(*, root: Path, profile: str, analysis_dir: Path, paper_dir:
     out_dir = report_dir(paper_dir, profile)
     outputs = {name: out_dir / name for name in DOCUMENTS} | {FIGURES_DIR: out_dir / FIGURES_DIR}
     excluded = [rel for rel in (_relative_to(path, root) for path in outputs.values()) if rel is not None]
+    params_file = Path(root) / "params.yaml"
+    differences = deviations(load_params_file(params_file), profile) if params_file.exists() and profile in PROFILES else []
     context = build_context(
         record=record, reference=reference, tables_dir=Path(analysis_dir) / "tables",
         git=git_revision(root, exclude=excluded), dvc=dvc_revision(root, _data_path(record.evaluation_dir, root)),
+        deviations=differences,
     )
     documents = {name: render(Path(paper_dir) / TEMPLATES_DIR, template, context) for name, template in DOCUMENTS.items()}
     _replace_figures(Path(analysis_dir) / FIGURES_DIR, outputs[FIGURES_DIR])
