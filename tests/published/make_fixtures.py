@@ -7,7 +7,12 @@ spellings, plus fields our format has no place for). The traces come from script
 in a small in-process re-creation of the authors' harness (their exec-based interpreter with
 `json` pre-imported, print captured to a buffer, their tool return values and exceptions,
 their event log and result files), so a replay in our sandbox compares two independent
-implementations. Deliberate oddities, each exercised by a test:
+implementations. The layout and formats are the real ones (the authors' benchmark runner,
+JSON trace logger, training-data converter and generator CLI; docs/published-data.md):
+result status "completed" | "timeout" | "error"; files `knapsack-knapsack-<n>.json`, `.trace.json`,
+`.trace.html` and a per-cell `summary_<agent>-knapsack.json` computed as their runner does; no
+`globals` in a logged step; teacher conversations cut at 57,344 characters. Deliberate oddities,
+each exercised by a test:
   - persistent_stateless_easy: a persistent-style agent in the stateless runtime hits NameErrors
     for variables it defined earlier, recovers, and repeats the mistake (missing variables,
     recovery loops);
@@ -16,7 +21,13 @@ implementations. Deliberate oddities, each exercised by a test:
     sandbox refuses (an explained divergence);
   - stateless_persistent_hard: episode 0 has no result file (its score comes from a replay);
     episode 1's recorded output of turn 1 was altered (an unexplained divergence);
-  - tasks: easy 0001 uses the dataset card's key spelling and carries unknown fields.
+  - base_persistent_hard episode 1: status error: the harness failed after a model call, which
+    has ModelCall/ModelResponse events but no step, and is counted in the summary's token_usage;
+  - stateless_stateless_easy episode 1: status timeout: the trace stops without a FinishEvent;
+  - train/persistent line 3: a teacher conversation their converter cut at 57,344 characters,
+    losing its finish() call;
+  - tasks: easy 0001 uses the dataset card's key spelling and carries unknown fields; easy is in
+    the generator CLI's layout (easy/tasks/knapsack/ + manifest.json), hard in hard/knapsack/.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import builtins
 import io
 import json
 import shutil
+import statistics
 import sys
 import traceback
 from pathlib import Path
@@ -46,6 +58,8 @@ RUNTIME_NOTES = {
 }
 TOOL_PROMPT = "Available tools:\ndef list_items() -> str\ndef inspect(item_id: str) -> str\ndef take_item(item_id: str) -> None\ndef finish() -> None"
 LENGTH_CUT = "LLM ended unexpectedly (reason: length). Please continue."
+CRASH_AFTER_CALL = "the harness raises after this model call"  # a turn marker: status error
+CONVERTER_MAX_CHARS = int(16384 * 3.5)  # their training-data converter's cut
 
 
 # -- the authors' harness, re-created in-process (fixture code is ours, so exec is fine here) --
@@ -173,8 +187,9 @@ def blocks(text: str) -> list[str]:
     return [b.strip() for b in re.findall(r"```(?:[a-zA-Z0-9_+-]+)?\n(.*?)```", text, re.DOTALL)]
 
 
-def run_episode(task: TaskInstance, persistent: bool, turns: list[Any], clock: float = 1000.0) -> dict[str, Any]:
-    """Drive the harness with scripted turns (text, or a callable of the last output, or LENGTH_CUT)."""
+def run_episode(task: TaskInstance, persistent: bool, turns: list[Any], clock: float = 1000.0, timeout_after: int | None = None) -> dict[str, Any]:
+    """Drive the harness with scripted turns (text, a callable of the last output, LENGTH_CUT or
+    CRASH_AFTER_CALL); `timeout_after` steps ends the run as their runner's timeout does (no FinishEvent)."""
     env = Env(task)
     interp = Interpreter(env, persistent)
     prompts = [SYSTEM_PROMPT, RUNTIME_NOTES[persistent], TOOL_PROMPT]
@@ -192,15 +207,19 @@ def run_episode(task: TaskInstance, persistent: bool, turns: list[Any], clock: f
     usage_total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     last_output = ""
     steps = 0
-    reason = "max_turns"
+    reason: str | None = "max_turns"
+    status, error = "completed", None
     for turn_idx, turn in enumerate(turns):
         if env.finished:
             reason = "finish_tool"
             break
+        if timeout_after is not None and steps >= timeout_after:  # wait_for cancelled the agent: no FinishEvent
+            reason, status, error = None, "timeout", ""
+            break
         if turn == LENGTH_CUT:
             emit("ErrorEvent", {"error": LENGTH_CUT})
             continue
-        text = turn(last_output) if callable(turn) else turn
+        text = "I will run it.\n```python\nprint(1)\n```" if turn == CRASH_AFTER_CALL else turn(last_output) if callable(turn) else turn
         usage = {"prompt_tokens": 900 + 250 * turn_idx, "completion_tokens": max(20, len(text) // 4)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         for key in usage_total:
@@ -208,6 +227,12 @@ def run_episode(task: TaskInstance, persistent: bool, turns: list[Any], clock: f
         emit("ModelCallEvent", {"timestamp": f"2026-01-15T09:00:{turn_idx:02d}.000000+00:00", "prompt_tokens": usage["prompt_tokens"]})
         emit("ModelResponseEvent", {"timestamp": f"2026-01-15T09:00:{turn_idx:02d}.500000+00:00",
                                     "completion_tokens": usage["completion_tokens"], "total_tokens": usage["total_tokens"]})  # fmt: skip
+        if turn == CRASH_AFTER_CALL:  # an exception after the call: ErrorEvent, FinishEvent(error), runner status error
+            error = "Interpreter worker died unexpectedly"
+            emit("ErrorEvent", {"error": error})
+            emit("FinishEvent", {"reason": "error", "token_usage": dict(usage_total)})
+            reason, status = "error", "error"
+            break
         found = blocks(text)
         code = None
         result = None
@@ -226,7 +251,8 @@ def run_episode(task: TaskInstance, persistent: bool, turns: list[Any], clock: f
     else:
         if env.finished:
             reason = "finish_tool"
-    emit("FinishEvent", {"reason": reason, "token_usage": usage_total})
+    if status == "completed":
+        emit("FinishEvent", {"reason": reason, "token_usage": usage_total})
     trace = {
         "started_at": "2026-01-15T10:00:00.000000",
         "finished_at": f"2026-01-15T10:{stamp[0] // 60:02d}:{stamp[0] % 60:02d}.500000",
@@ -234,7 +260,7 @@ def run_episode(task: TaskInstance, persistent: bool, turns: list[Any], clock: f
                     "errors": [e["data"]["error"] for e in events if e["type"] == "ErrorEvent"], "token_usage": usage_total},
         "events": events,
     }  # fmt: skip
-    result_file = {"status": "ok", "error": None, "result": env.evaluate(), "finished_at": clock + 2.5 * steps, "started_at": clock}
+    result_file = {"status": status, "error": error, "result": env.evaluate(), "finished_at": clock + 2.5 * steps + 0.125, "started_at": clock}
     return {"trace": trace, "result": result_file}
 
 
@@ -357,15 +383,76 @@ def teacher_messages(episode: dict[str, Any]) -> list[dict[str, str]]:
     return messages
 
 
+def converter_cut(messages: list[dict[str, str]], max_chars: int = CONVERTER_MAX_CHARS) -> list[dict[str, str]]:
+    """Their converter's length cut: keep the system prompt and the task, then turns while they fit,
+    then drop trailing non-assistant messages (so a long conversation loses its finish() turn)."""
+    if sum(len(m["content"]) for m in messages) <= max_chars:
+        return messages
+    kept, used = messages[:2], sum(len(m["content"]) for m in messages[:2])
+    for message in messages[2:]:
+        if used + len(message["content"]) > max_chars:
+            break
+        kept.append(message)
+        used += len(message["content"])
+    while kept and kept[-1]["role"] != "assistant":
+        kept.pop()
+    return kept
+
+
+def verbose_teacher(task: TaskInstance) -> list[Any]:
+    """A teacher that prints a lot every turn: its conversation is longer than the converter keeps."""
+    noisy = [f"Turn {i}: print the listing again, padded.\n```python\nprint(list_items() + '.' * 6000)\n```" for i in range(11)]
+    return [*noisy, "Done.\n```python\nfinish()\n```"]
+
+
+def runner_summary(folder: Path, task_ids: list[str]) -> dict[str, Any]:
+    """The benchmark runner's summary_<agent>-knapsack.json: over the tasks that have a result file,
+    steps and tokens from the trace summary, runtime from the result file, metrics aggregated."""
+    runtimes, steps, tokens, metrics = [], [], [], {}
+    solved = executed = 0
+    for task_id in task_ids:
+        result_path = folder / f"knapsack-{task_id}.json"
+        if not result_path.exists():
+            continue
+        executed += 1
+        payload = json.loads(result_path.read_text())
+        body = payload.get("result") or {}
+        solved += body.get("is_solved") is True
+        values = {**(body.get("metrics") or {}), "score": body["score"]}
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics.setdefault(key, []).append(float(value))
+        runtimes.append(payload["finished_at"] - payload["started_at"])
+        summary = json.loads((folder / f"knapsack-{task_id}.trace.json").read_text())["summary"]
+        if isinstance((summary.get("token_usage") or {}).get("total_tokens"), int):
+            tokens.append(summary["token_usage"]["total_tokens"])
+        if isinstance(summary.get("num_steps"), int):
+            steps.append(summary["num_steps"])
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs) if xs else 0.0
+
+    return {
+        "average_is_solved": solved / executed if executed else 0.0,
+        "average_runtime": mean(runtimes), "average_steps": mean(steps), "average_total_tokens": mean(tokens),
+        "metrics": {k: {"mean": mean(v), "median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in metrics.items()},
+        "num_tasks_executed": executed, "num_tasks_solved": solved,
+    }  # fmt: skip
+
+
+AGENT_NAMES = {"base": "qwen3-8b-base", "persistent": "qwen3-8b-persistent-lora", "stateless": "qwen3-8b-stateless-lora"}
+
+
 def main() -> None:
     family = TaskFamily.model_validate(yaml.safe_load((REPO / "params.yaml").read_text())["task_family"])
     easy = [generate_instance(family.easy, 9100 + i, task_id=f"fixture-easy-{i}", difficulty="easy") for i in range(3)]
     hard = [generate_instance(family.hard, 9200 + i, task_id=f"fixture-hard-{i}", difficulty="hard") for i in range(2)]
     shutil.rmtree(FIXTURES, ignore_errors=True)
     tasks_root = FIXTURES / "agents-learn-runtime-tasks"
-    for number, task in enumerate(easy):
-        dump(tasks_root / "easy" / "knapsack" / f"knapsack-{number:010d}.json", task_file(task, number, card_spelling=number == 1, unknown=number == 1), sort_keys=True)
-    for number, task in enumerate(hard):
+    for number, task in enumerate(easy):  # the generator CLI's layout, with its manifest
+        dump(tasks_root / "easy" / "tasks" / "knapsack" / f"knapsack-{number:010d}.json", task_file(task, number, card_spelling=number == 1, unknown=number == 1), sort_keys=True)
+    dump(tasks_root / "easy" / "manifest.json", {"schema_version": "pythonformer.taskgen.manifest.v1", "families": {"knapsack": len(easy)}, "run_name": "eval-fixture"}, sort_keys=True)
+    for number, task in enumerate(hard):  # the flattened layout
         dump(tasks_root / "hard" / "knapsack" / f"knapsack-{number:010d}.json", task_file(task, number), sort_keys=True)
     (tasks_root / "README.md").write_text("Fixture copy of the tasks dataset (tests/published/make_fixtures.py).\n")
 
@@ -373,30 +460,38 @@ def main() -> None:
     episodes = {
         "persistent_persistent_easy": [(0, run_episode(easy[0], True, persistent_style(easy[0]))), (1, run_episode(easy[1], True, persistent_style(easy[1])))],
         "persistent_stateless_easy": [(0, run_episode(easy[0], False, persistent_style_in_reset(easy[0]))), (1, run_episode(easy[1], False, persistent_style_in_reset(easy[1])))],
-        "stateless_stateless_easy": [(0, run_episode(easy[0], False, stateless_style(easy[0])))],
-        "base_persistent_hard": [(0, run_episode(hard[0], True, base_model_style(hard[0])))],
+        "stateless_stateless_easy": [(0, run_episode(easy[0], False, stateless_style(easy[0]))), (1, run_episode(easy[1], False, stateless_style(easy[1]), timeout_after=2))],
+        "base_persistent_hard": [(0, run_episode(hard[0], True, base_model_style(hard[0]))),
+                                 (1, run_episode(hard[1], True, base_model_style(hard[1])[:1] + [CRASH_AFTER_CALL]))],
         "stateless_persistent_hard": [(0, run_episode(hard[0], True, stateless_style(hard[0]))), (1, run_episode(hard[1], True, stateless_style(hard[1])))],
     }  # fmt: skip
     for folder, runs in episodes.items():
+        knapsack = bench / folder / "knapsack"
         for number, episode in runs:
-            stem = bench / folder / "knapsack" / f"knapsack-{number:010d}"
+            stem = knapsack / f"knapsack-knapsack-{number:010d}"
             if folder == "stateless_persistent_hard" and number == 1:  # the deliberately divergent trace
                 step = next(e for e in episode["trace"]["events"] if e["type"] == "StepEvent")
                 step["data"]["interpreter_result"]["output"] = step["data"]["interpreter_result"]["output"].replace('"weight": ', '"weight": 1', 1)
             dump(stem.with_name(stem.name + ".trace.json"), episode["trace"])
+            stem.with_name(stem.name + ".trace.html").write_text("<html><body>trace view (fixture)</body></html>\n")
             if not (folder == "stateless_persistent_hard" and number == 0):  # no result file: scored by replay
                 dump(stem.with_name(stem.name + ".json"), episode["result"])
+        agent = AGENT_NAMES[folder.split("_")[0]]
+        dump(bench / folder / f"summary_{agent}-knapsack.json", runner_summary(knapsack, [f"knapsack-{n:010d}" for n, _ in runs]))
     (bench / "README.md").write_text("Fixture copy of the benchmarks dataset (tests/published/make_fixtures.py).\n")
 
     train = FIXTURES / "agents-learn-runtime-train"
     persistent_run = run_episode(easy[2], True, persistent_style(easy[2]))
     stateless_run = run_episode(easy[2], False, stateless_style(easy[2]))
+    long_run = teacher_messages(run_episode(easy[0], True, verbose_teacher(easy[0])))
     persistent_lines = [
-        {"messages": teacher_messages(persistent_run), "source": "outs/train/persistent/knapsack-knapsack-0000000002.trace.json"},
+        {"messages": converter_cut(teacher_messages(persistent_run)), "source": "outs/train/persistent/knapsack-knapsack-0000000002.trace.json"},
         {"conversations": [{"from": {"system": "system", "user": "human", "assistant": "gpt"}[m["role"]], "value": m["content"]}
                            for m in teacher_messages(run_episode(easy[1], True, persistent_style(easy[1])))],
          "task_id": "knapsack-0000000001", "teacher_meta": {"model": "gemini-3-flash"}},
+        {"messages": converter_cut(long_run), "source": "outs/train/persistent/knapsack-knapsack-0000000000.trace.json"},
     ]  # fmt: skip
+    assert converter_cut(long_run) != long_run and "finish()" in long_run[-1]["content"], "the long teacher run must be cut"
     stateless_lines = [
         {"messages": teacher_messages(stateless_run), "source": "outs/train/reset/knapsack-knapsack-0000000002.trace.json"},
         {**run_episode(easy[0], False, stateless_style(easy[0]))["trace"], "task_id": "knapsack-0000000000"},

@@ -20,7 +20,7 @@ def result(imported: Path, cell: str, number: int, difficulty: str):
 
 
 def published_trace(folder: str, number: int) -> dict:
-    return json.loads((BENCHMARKS / folder / "knapsack" / f"knapsack-{number:010d}.trace.json").read_text())
+    return json.loads((BENCHMARKS / folder / "knapsack" / f"knapsack-knapsack-{number:010d}.trace.json").read_text())
 
 
 def test_cell_folders_map_to_our_cell_ids():
@@ -34,6 +34,7 @@ def test_every_imported_episode_is_in_our_result_layout(imported):
     results = list(iter_results(imported / "evaluation"))
     assert {(r.cell.id, r.trace.episode_id) for r in results} == {
         ("base.persistent.hard", "published-hard-0000000000"),
+        ("base.persistent.hard", "published-hard-0000000001"),
         ("trained-persistent.persistent.easy", "published-easy-0000000000"),
         ("trained-persistent.persistent.easy", "published-easy-0000000001"),
         ("trained-persistent.stateless.easy", "published-easy-0000000000"),
@@ -41,6 +42,7 @@ def test_every_imported_episode_is_in_our_result_layout(imported):
         ("trained-stateless.persistent.hard", "published-hard-0000000000"),
         ("trained-stateless.persistent.hard", "published-hard-0000000001"),
         ("trained-stateless.stateless.easy", "published-easy-0000000000"),
+        ("trained-stateless.stateless.easy", "published-easy-0000000001"),
     }
     assert all(r.trace.task_id == r.trace.episode_id and r.trace.prompt_style == "published" for r in results)
 
@@ -69,7 +71,7 @@ def test_a_step_event_maps_field_by_field(imported):
 
 def test_outcome_time_and_tokens_come_from_the_files_the_authors_table_used(imported):
     res = result(imported, "trained-persistent.persistent.easy", 0, "easy")
-    theirs = json.loads((BENCHMARKS / "persistent_persistent_easy" / "knapsack" / "knapsack-0000000000.json").read_text())
+    theirs = json.loads((BENCHMARKS / "persistent_persistent_easy" / "knapsack" / "knapsack-knapsack-0000000000.json").read_text())
     trace = published_trace("persistent_persistent_easy", 0)
     assert res.trace.outcome.score == theirs["result"]["score"] and res.trace.outcome.solved == theirs["result"]["is_solved"]
     assert res.trace.outcome.value == theirs["result"]["metrics"]["agent_value"]
@@ -78,7 +80,7 @@ def test_outcome_time_and_tokens_come_from_the_files_the_authors_table_used(impo
     assert res.metrics.total_tokens == trace["summary"]["token_usage"]["total_tokens"]
     assert res.metrics.steps == trace["summary"]["num_steps"]
     assert res.trace.stop_reason == "finished"
-    assert res.trace.extra["published"]["result"]["status"] == "ok"
+    assert res.trace.extra["published"]["result"]["status"] == "completed"
 
 
 def test_a_persistent_trained_model_in_the_reset_runtime_shows_missing_variables_and_recovery_loops(imported):
@@ -113,7 +115,7 @@ def test_an_episode_without_a_result_file_is_scored_by_replay(imported):
 
 
 def test_unknown_fields_of_a_trace_are_kept(source_copy, tmp_path, published_params):
-    path = source_copy / "agents-learn-runtime-benchmarks" / "persistent_persistent_easy" / "knapsack" / "knapsack-0000000000.trace.json"
+    path = source_copy / "agents-learn-runtime-benchmarks" / "persistent_persistent_easy" / "knapsack" / "knapsack-knapsack-0000000000.trace.json"
     data = json.loads(path.read_text())
     data["run_id"] = "abc"
     data["summary"]["model"] = "qwen3-8b"
@@ -135,7 +137,7 @@ def test_unknown_fields_of_a_trace_are_kept(source_copy, tmp_path, published_par
     ],
 )
 def test_a_malformed_trace_names_the_file_and_the_field(source_copy, tmp_path, published_params, edit, field):
-    path = source_copy / "agents-learn-runtime-benchmarks" / "stateless_stateless_easy" / "knapsack" / "knapsack-0000000000.trace.json"
+    path = source_copy / "agents-learn-runtime-benchmarks" / "stateless_stateless_easy" / "knapsack" / "knapsack-knapsack-0000000000.trace.json"
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))
@@ -146,7 +148,7 @@ def test_a_malformed_trace_names_the_file_and_the_field(source_copy, tmp_path, p
 
 
 def test_a_malformed_result_file_names_the_file_and_the_field(source_copy, tmp_path, published_params):
-    path = source_copy / "agents-learn-runtime-benchmarks" / "stateless_stateless_easy" / "knapsack" / "knapsack-0000000000.json"
+    path = source_copy / "agents-learn-runtime-benchmarks" / "stateless_stateless_easy" / "knapsack" / "knapsack-knapsack-0000000000.json"
     data = json.loads(path.read_text())
     data["result"]["score"] = "high"
     path.write_text(json.dumps(data))
@@ -156,8 +158,8 @@ def test_a_malformed_result_file_names_the_file_and_the_field(source_copy, tmp_p
 
 def test_a_trace_for_an_unknown_task_is_named(source_copy, tmp_path, published_params):
     folder = source_copy / "agents-learn-runtime-benchmarks" / "stateless_stateless_easy" / "knapsack"
-    (folder / "knapsack-0000000000.trace.json").rename(folder / "knapsack-0000000042.trace.json")
-    with pytest.raises(UserError, match="knapsack-0000000042.trace.json: file name: no published easy task numbered '0000000042'"):
+    (folder / "knapsack-knapsack-0000000000.trace.json").rename(folder / "knapsack-knapsack-0000000042.trace.json")
+    with pytest.raises(UserError, match="knapsack-knapsack-0000000042.trace.json: file name: no published easy task numbered '0000000042'"):
         import_published(source_copy, tmp_path / "out", published_params)
 
 

@@ -19,7 +19,7 @@ def provenance(imported: Path, name: str) -> dict[str, dict]:
 
 
 def test_every_field_of_a_task_file_lands_in_our_task_or_its_provenance_line(imported):
-    theirs = json.loads((TASKS / "easy" / "knapsack" / "knapsack-0000000000.json").read_text())
+    theirs = json.loads((TASKS / "easy" / "tasks" / "knapsack" / "knapsack-0000000000.json").read_text())
     ours = {t.task_id: t for t in read_tasks(imported / "tasks" / "eval_easy.jsonl")}["published-easy-0000000000"]
     kept = provenance(imported, "eval_easy")["published-easy-0000000000"]
 
@@ -38,12 +38,12 @@ def test_every_field_of_a_task_file_lands_in_our_task_or_its_provenance_line(imp
         assert kept[key] == theirs[key], key
     assert kept["published_task_id"] == theirs["task_id"]
     assert kept["difficulty_stats"] == theirs["difficulty"]
-    assert kept["source_file"] == "easy/knapsack/knapsack-0000000000.json"
+    assert kept["source_file"] == "easy/tasks/knapsack/knapsack-0000000000.json"
     assert kept["unknown"] == {}
 
 
 def test_the_dataset_cards_spelling_is_accepted_and_unknown_fields_are_kept(imported):
-    theirs = json.loads((TASKS / "easy" / "knapsack" / "knapsack-0000000001.json").read_text())
+    theirs = json.loads((TASKS / "easy" / "tasks" / "knapsack" / "knapsack-0000000001.json").read_text())
     assert {"budget", "valid_classes"} <= set(theirs["public"]) and "item_ids" not in theirs["public"]
     ours = {t.task_id: t for t in read_tasks(imported / "tasks" / "eval_easy.jsonl")}["published-easy-0000000001"]
     assert ours.public.inspect_budget == theirs["public"]["budget"]
@@ -67,7 +67,7 @@ def test_medium_is_read_as_hard(source_copy):
 
 
 def edit_task(root: Path, edit) -> Path:
-    path = root / "agents-learn-runtime-tasks" / "easy" / "knapsack" / "knapsack-0000000002.json"
+    path = root / "agents-learn-runtime-tasks" / "easy" / "tasks" / "knapsack" / "knapsack-0000000002.json"
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))

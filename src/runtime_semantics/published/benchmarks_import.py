@@ -3,11 +3,15 @@
 Their folder `{model}_{runtime}_{difficulty}` becomes our cell id `<model>.<runtime>.<difficulty>`:
 model base -> base, persistent -> trained-persistent, stateless -> trained-stateless; runtime
 persistent -> persistent, reset|stateless -> stateless; difficulty easy -> easy,
-hard|medium -> hard. `knapsack/knapsack-<n>.trace.json` is matched to the imported task `<n>`
+hard|medium -> hard. `knapsack/knapsack-knapsack-<n>.trace.json` (the runner's name: family, then
+task id; a single `knapsack-` prefix is read too) is matched to the imported task `<n>`
 of that difficulty (the episode id is our task id, so episodes pair across cells), converted
 (trace_events.py) and written with `evaluation.results` (metrics derived exactly as for our
 own episodes). The score comes from the sibling result file `knapsack-<n>.json`; where there is
-none, from replaying the trace in our runtime (recorded as `outcome_source: replay`).
+none, from replaying the trace in our runtime (recorded as `outcome_source: replay`). The runner's
+per-cell `summary_<agent>-knapsack.json` is not read (our metrics come from the episodes); its path
+is recorded in the import summary, which counts per cell: episodes, result statuses, unmapped
+events and model calls without a step.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ..agent.tokens import TokenCounter
 from ..errors import UserError
 from ..evaluation.results import Cell, EpisodeResult, write_result
 from ..runtime import RuntimeLimits
-from .conversion import STUDENT_POLICIES, EpisodeIdentity
+from .conversion import STUDENT_POLICIES, EpisodeIdentity, published_metrics
 from .formats import PublishedResultFile, load_json_file, validate
 from .replay import replay_limits, replay_trace
 from .tasks_import import ImportedTask, task_number
@@ -92,7 +96,22 @@ def import_episode(
     if result is None:  # no recorded score: take the one our runtime reaches with the same code
         replayed = replay_trace(trace, task, replay_limits(limits), tool_calls_per_block)
         trace = trace.model_copy(update={"outcome": replayed.replayed})
-    return EpisodeResult.from_trace(cell, trace)
+    return EpisodeResult(cell=cell, trace=trace, metrics=published_metrics(trace))
+
+
+def _new_entry(folder: str, summaries: list[str]) -> dict[str, Any]:
+    return {"episodes": 0, "statuses": {}, "cut_conversations": 0, "unmapped_events": 0, "model_calls_without_step": 0,
+            "scores_from_replay": 0, "source_folder": folder, "runner_summary": summaries[0] if summaries else None}  # fmt: skip
+
+
+def _count(entry: dict[str, Any], published: dict[str, Any]) -> None:
+    """Add one episode's status, unmapped events and step-less model calls to its cell's counts."""
+    entry["episodes"] += 1
+    status = (published.get("result") or {}).get("status") or "no result file"
+    entry["statuses"][status] = entry["statuses"].get(status, 0) + 1
+    entry["unmapped_events"] += published.get("unmapped_events", 0)
+    entry["model_calls_without_step"] += len(published.get("unstepped_calls") or [])
+    entry["scores_from_replay"] += published.get("outcome_source") == "replay"
 
 
 def import_benchmarks(
@@ -103,12 +122,16 @@ def import_benchmarks(
     root = Path(root)
     by_number = {difficulty: {t.number: t for t in items} for difficulty, items in tasks.items()}
     work = []
+    summaries: dict[str, list[str]] = {}
     for folder, cell in cell_folders(root).items():
         files = sorted((folder / "knapsack").glob("*.trace.json"))
         if not files:
-            raise UserError(f"{folder}: no trace files (expected knapsack/knapsack-<n>.trace.json)")
+            raise UserError(f"{folder}: no trace files (expected knapsack/knapsack-knapsack-<n>.trace.json)")
         work += [(path, cell) for path in files]
         used = {p.name for p in files} | {p.name.removesuffix(".trace.json") + ".json" for p in files}
+        used |= {p.name.removesuffix(".json") + ".html" for p in files}  # the runner's .trace.html
+        summaries[cell.id] = sorted(p.relative_to(root).as_posix() for p in folder.rglob("summary_*.json"))
+        used |= {Path(s).name for s in summaries[cell.id]}
         other = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name not in used)
         if other:
             log.info("%s: %d files that are neither traces nor their result files, left alone: %s", folder, len(other), ", ".join(other[:5]))
@@ -125,10 +148,11 @@ def import_benchmarks(
                 raise UserError(f"{path}: a second trace of task {result.trace.task_id} in this cell (the first: {seen[key].name})")
             seen[key] = path
             write_result(evaluation_dir, result)
-            entry = counts.setdefault(cell.id, {"episodes": 0, "scores_from_replay": 0, "source_folder": path.parent.parent.name})
-            entry["episodes"] += 1
-            entry["scores_from_replay"] += result.trace.extra["published"]["outcome_source"] == "replay"
+            entry = counts.setdefault(cell.id, _new_entry(path.parent.parent.name, summaries[cell.id]))
+            _count(entry, result.trace.extra["published"])
             progress.advance(bar)
+    for entry in counts.values():
+        entry["statuses"] = dict(sorted(entry["statuses"].items()))
     replayed = sum(c["scores_from_replay"] for c in counts.values())
     if replayed:
         log.warning("%d episodes have no result file; their scores come from replaying the code in our runtime", replayed)

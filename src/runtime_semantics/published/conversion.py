@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import accumulate
 
+from ..agent.metrics import EpisodeMetrics, episode_metrics
 from ..agent.tokens import TokenCounter
-from ..agent.trace import Outcome, Step
+from ..agent.trace import Outcome, Step, Trace
 from ..policies.base import Message
 
 PROMPT_STYLE = "published"
@@ -52,3 +53,20 @@ def count_tokens(messages: list[Message], steps: list[Step], assistant_positions
         step.model_copy(update={"prompt_tokens": before[position] + counter.generation_header_tokens, "completion_tokens": sizes[position]})
         for step, position in zip(steps, assistant_positions, strict=True)
     ]
+
+
+def published_metrics(trace: Trace) -> EpisodeMetrics:
+    """Our metrics, plus the model calls that got no step (their harness stopped with `error` after
+    the call): the authors' summary token_usage counts them, so their table does too."""
+    metrics = episode_metrics(trace)
+    calls = trace.extra.get("published", {}).get("unstepped_calls") or []
+    if not calls or trace.tokenizer != REPORTED_TOKENIZER:
+        return metrics
+    prompt = sum(c["prompt_tokens"] for c in calls)
+    completion = sum(c["completion_tokens"] for c in calls)
+    return metrics.model_copy(update={
+        "prompt_tokens": metrics.prompt_tokens + prompt,
+        "completion_tokens": metrics.completion_tokens + completion,
+        "total_tokens": metrics.total_tokens + prompt + completion,
+        "reported_total_tokens": (metrics.reported_total_tokens or 0) + prompt + completion,
+    })  # fmt: skip

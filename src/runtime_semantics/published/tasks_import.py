@@ -1,7 +1,8 @@
 """The authors' 200 evaluation tasks -> our tasks JSONL (`eval_easy.jsonl`, `eval_hard.jsonl`).
 
 Field mapping (theirs -> ours):
-  file name knapsack-<n>.json + folder easy|hard (|medium) -> task_id `published-<difficulty>-<n>`, difficulty
+  file name knapsack-<n>.json + folder easy|hard (|medium), as <difficulty>/knapsack/ or the generator's
+  <difficulty>/tasks/knapsack/ (its manifest.json is not read) -> task_id `published-<difficulty>-<n>`, difficulty
   seed -> seed
   the order of private.items in the file -> public.item_ids (the order our list_items() returns):
     their list_items() listed private.items, not public.item_ids (generation order; absent in
@@ -59,17 +60,23 @@ def task_number(file_name: str) -> str | None:
 
 
 def difficulty_folders(root: Path) -> dict[str, Path]:
-    """easy -> <root>/easy/knapsack, hard -> <root>/hard/knapsack (or medium/, or under tasks/)."""
+    """easy -> <root>/easy/knapsack, hard -> <root>/hard/knapsack (or medium/, or under tasks/), or the
+    layout the authors' generator CLI writes: <difficulty>/tasks/knapsack/ beside a manifest.json."""
     found: dict[str, Path] = {}
     for base in (root, root / "tasks"):
         for difficulty, names in DIFFICULTY_FOLDERS.items():
             for name in names:
-                folder = base / name / "knapsack"
-                if difficulty not in found and folder.is_dir():
-                    found[difficulty] = folder
+                for folder in (base / name / "knapsack", base / name / "tasks" / "knapsack"):
+                    if difficulty in found and folder.is_dir() and folder != found[difficulty]:
+                        raise UserError(f"{folder}: a second {difficulty} task folder (the first: {found[difficulty]})")
+                    if difficulty not in found and folder.is_dir():
+                        found[difficulty] = folder
     missing = [d for d in DIFFICULTY_FOLDERS if d not in found]
     if missing:
-        raise UserError(f"{root}: no {' or '.join(missing)} task folder (expected <difficulty>/knapsack/knapsack-<n>.json)")
+        raise UserError(
+            f"{root}: no {' or '.join(missing)} task folder (expected <difficulty>/knapsack/knapsack-<n>.json "
+            "or <difficulty>/tasks/knapsack/knapsack-<n>.json)"
+        )
     return found
 
 

@@ -21,14 +21,13 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..agent.metrics import episode_metrics
 from ..agent.settings import TracesParams
 from ..agent.tokens import TokenCounter
 from ..agent.trace import Trace, write_trace
 from ..agent.traces_stage import keep_trace, summarize
 from ..errors import UserError
 from ..files import atomic_write_text
-from .conversion import TEACHER_POLICY, UNKNOWN_SEED, EpisodeIdentity
+from .conversion import TEACHER_POLICY, UNKNOWN_SEED, EpisodeIdentity, published_metrics
 from .formats import PublishedResultFile, validate
 from .trace_events import outcome_from_result, trace_from_events
 from .trace_messages import read_messages, trace_from_messages
@@ -80,6 +79,21 @@ def trace_from_line(raw: Any, where: str, runtime: RuntimeName, index: int, coun
     return trace_from_messages(messages, where, identity, counter=counter, outcome=outcome, published=published)
 
 
+def import_counts(traces: list[Trace]) -> dict[str, Any]:
+    """What the import summary reports per runtime: result statuses, cut conversations, unmapped events."""
+    statuses: dict[str, int] = {}
+    for trace in traces:
+        status = (trace.extra["published"].get("result") or {}).get("status") or "no result file"
+        statuses[status] = statuses.get(status, 0) + 1
+    published = [t.extra["published"] for t in traces]
+    return {
+        "statuses": dict(sorted(statuses.items())),
+        "cut_conversations": sum(bool(p.get("cut_by_converter")) for p in published),
+        "unmapped_events": sum(p.get("unmapped_events", 0) for p in published),
+        "model_calls_without_step": sum(len(p.get("unstepped_calls") or []) for p in published),
+    }
+
+
 def import_teacher_traces(
     jsonl: Path, out_dir: Path, runtime: RuntimeName, *, counter: TokenCounter, params: TracesParams, root: Path | None = None,
 ) -> dict[str, Any]:
@@ -116,10 +130,10 @@ def import_teacher_traces(
     metrics = []
     for trace in traces:
         write_trace(Path(out_dir) / "episodes", trace)
-        metrics.append(episode_metrics(trace))
+        metrics.append(published_metrics(trace))
     kept = [m.episode_id for m in metrics if keep_trace(m, params)]
     atomic_write_text(Path(out_dir) / "kept.json", json.dumps(kept, indent=0) + "\n")
-    summary = summarize(metrics, kept) | {"teacher": "published", "source": label, "outcomes_known": len(known)}
+    summary = summarize(metrics, kept) | {"teacher": "published", "source": label, "outcomes_known": len(known)} | import_counts(traces)
     if len(known) < len(traces):  # no made-up scores: the teachers' tasks are not published
         summary |= {"solved": None, "mean_score": None}
     if known:

@@ -9,7 +9,10 @@ Field mapping (theirs -> ours):
     (type and message parsed), .result -> `value_repr`, .globals -> `global_names` (names; the
     value reprs go to extra); the JSON their harness sent -> `observation` and a user message;
     token_usage -> `prompt_tokens`/`completion_tokens` and `reported_usage`
-  ModelCallEvent/ModelResponseEvent -> `timing.policy_latency_s` (their timestamps go to extra)
+  ModelCallEvent/ModelResponseEvent -> `timing.policy_latency_s` (their timestamps go to extra); a
+    model call no StepEvent claims (their harness stopped with `error` after the call) -> extra
+    `unstepped_calls`, and its usage is added to the episode's tokens (`published_metrics`), as the
+    authors' summary token_usage counts it
   ErrorEvent: a block's error (duplicated in the StepEvent) is checked and dropped; a model-call
     failure their harness told the model about -> a user message; the last one before
     FinishEvent(reason=error) -> `infrastructure_error`
@@ -18,8 +21,9 @@ Field mapping (theirs -> ours):
   result file: score, is_solved, metrics.agent_value, weight_used, items_taken_count,
     inspected_count -> `outcome`; finished_at - started_at -> `timing.duration_s` (else the trace's
     ISO times)
-Everything else (times, summary counts, globals values, event timestamps, unknown fields, the
-whole result file) is kept under `extra["published"]`. Tokens: the authors' reported counts when
+Everything else (times, summary counts, globals values, every event's type and timestamp in
+`events`, unknown fields, the whole result file) is kept under `extra["published"]`; events the
+importer does not map are kept whole in `unknown_events` and counted in `unmapped_events`. Tokens: the authors' reported counts when
 every step has them (tokenizer `published`), else our own count of the messages.
 """
 
@@ -96,6 +100,7 @@ class _Builder:
         self.harness_messages: list[dict[str, Any]] = []
         self.unknown: dict[str, Any] = unknown_fields(theirs)
         self.unknown_events: list[dict[str, Any]] = []
+        self.unstepped_calls: list[dict[str, Any]] = []
         self.fatal_error: str | None = None
         self.finish: FinishData | None = None
         self.start: StartData | None = None
@@ -127,9 +132,8 @@ class _Builder:
             if event.type not in EVENT_DATA or (event.type in ("StartEvent", "SystemPromptEvent") and index != first[event.type]):
                 self.unknown_events.append({"index": index, **event.model_dump(exclude_none=True)})
             elif event.type in ("ModelCallEvent", "ModelResponseEvent"):
-                pending = self._call if event.type == "ModelCallEvent" else self._response
-                if pending is not None:  # a model event no step claimed: keep it
-                    self.unknown_events.append({"type": event.type, "data": pending.model_dump(exclude_none=True), "superseded_by_event": index})
+                if self._call is not None and (event.type == "ModelCallEvent" or self._response is not None):
+                    self._unstepped(index)  # the previous call got no step
                 if event.type == "ModelCallEvent":
                     self._call = self.data(index)
                 else:
@@ -140,6 +144,20 @@ class _Builder:
                 self._step(index, self.data(index))
             elif event.type == "FinishEvent":
                 self.finish = self.data(index)
+        if self._call is not None or self._response is not None:
+            self._unstepped(len(events))
+
+    def _unstepped(self, before: int) -> None:
+        """A model call with no StepEvent (their harness failed after the call): kept, its usage counted."""
+        call, response = self._call, self._response
+        self.unstepped_calls.append({
+            "before_event": before,
+            "model_call": call.model_dump(exclude_none=True) if call else None,
+            "model_response": response.model_dump(exclude_none=True) if response else None,
+            "prompt_tokens": call.prompt_tokens if call and call.prompt_tokens is not None else 0,
+            "completion_tokens": response.completion_tokens if response and response.completion_tokens is not None else 0,
+        })  # fmt: skip
+        self._call = self._response = None
 
     def _error(self, index: int, error: ErrorData) -> None:
         events = self.theirs.events
@@ -254,7 +272,10 @@ def trace_from_events(
         "fatal_error": builder.fatal_error,
         "finish": builder.finish.model_dump(exclude_none=True) if builder.finish is not None else None,
         "steps": builder.step_extras,
+        "events": [{"type": e.type, "timestamp": e.timestamp} for e in theirs.events],
+        "unstepped_calls": builder.unstepped_calls,
         "unknown_events": builder.unknown_events,
+        "unmapped_events": len(builder.unknown_events),
         "unknown": unknown,
     }
     return Trace(

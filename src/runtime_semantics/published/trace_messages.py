@@ -9,6 +9,12 @@ have run (their block extraction), the user messages up to the next assistant tu
 (`{"output": ...}`, `{"error": ...}`), `stdout` and `error` (type and message parsed) come from
 it. Tokens are counted with our tokenizer, exactly as a live episode counts them. The messages
 themselves are kept verbatim: they are the training data.
+
+Stop reason: `finished` when a block calls finish(). The authors' converter cuts a conversation
+at CONVERTER_MAX_CHARS characters (16,384 tokens x 3.5), dropping the later turns and with them the
+final finish() call; a conversation without finish() that fills that budget to within
+CUT_WINDOW_CHARS, in fewer turns than the teacher's limit, is marked `cut_by_converter` and counted
+as finished (it did not run out of turns). Anything else without finish() is `max_turns`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,17 @@ SHAREGPT_ROLES = {
     "gpt": "assistant", "assistant": "assistant", "model": "assistant",
 }  # fmt: skip
 ROLES = ("system", "user", "assistant")
+CONVERTER_MAX_CHARS = 57_344  # their converter: int(16384 * 3.5) characters of message content
+CUT_WINDOW_CHARS = 16_384  # a cut conversation ends less than one long turn short of the budget
+TEACHER_MAX_TURNS = 40  # their trace-generation configs (max_turns: 40)
+
+
+def converter_cut(messages: list[Message], steps: list[Step]) -> bool:
+    """Whether the authors' converter most likely cut this conversation (see the module docstring)."""
+    if any(s.code and "finish()" in s.code for s in steps) or len(steps) >= TEACHER_MAX_TURNS:
+        return False
+    chars = sum(len(m.content) for m in messages)
+    return CONVERTER_MAX_CHARS - CUT_WINDOW_CHARS < chars <= CONVERTER_MAX_CHARS
 
 
 def read_messages(raw: Any, where: str, field: str) -> tuple[list[Message], dict[str, Any]]:
@@ -99,6 +116,10 @@ def trace_from_messages(
         assistant_positions.append(index)
     if not steps:
         raise UserError(f"{where}: messages: no assistant turn")
+    cut = converter_cut(messages, steps)
+    finished = cut or any(s.code and "finish()" in s.code for s in steps)
+    how = ("inferred: cut by the authors' converter at 57,344 characters, which dropped the final finish() call" if cut
+           else "inferred: finished when a block calls finish(), else max_turns")  # fmt: skip
     return Trace(
         episode_id=identity.episode_id,
         task_id=identity.task_id,
@@ -110,8 +131,8 @@ def trace_from_messages(
         tokenizer=counter.name,
         messages=messages,
         steps=count_tokens(messages, steps, assistant_positions, counter),
-        stop_reason="finished" if any(s.code and "finish()" in s.code for s in steps) else "max_turns",
+        stop_reason="finished" if finished else "max_turns",
         outcome=outcome or unknown_outcome(),
-        extra={"published": {**(published or {}), "outcome_known": outcome is not None,
-                              "stop_reason": "inferred: finished when a block calls finish(), else max_turns"}},
+        extra={"published": {**(published or {}), "outcome_known": outcome is not None, "cut_by_converter": cut,
+                              "characters": sum(len(m.content) for m in messages), "stop_reason": how}},
     )
