@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -108,12 +108,37 @@ def tasks_stats(
     Console().print(table)
 
 
+def _first_request_dry_run(stages: Any, runtime: str, tasks_file: Path) -> str:
+    """The first training task's first request to the endpoint teacher, as sent: URL, key variable and JSON body."""
+    from .agent.episode import Episode
+    from .agent.tokens import TokenCounter
+    from .policies.endpoint import chat_completions_url, request_body
+    from .tasks import read_tasks
+
+    traces = stages.traces
+    if traces.teacher != "endpoint" or traces.endpoint is None:
+        raise UserError(f"traces.teacher: --dry-run shows an endpoint teacher's request; this profile's teacher is {traces.teacher!r}")
+    if not tasks_file.exists():
+        raise UserError(f"{tasks_file}: no training tasks yet (run `tasks generate --profile <profile>` first)")
+    task = read_tasks(tasks_file)[0]
+    endpoint = traces.endpoint
+    episode = Episode(task=task, persistent=runtime == "persistent", policy_name=endpoint.model, seed=task.seed, settings=stages.agent,
+                      limits=stages.runtime, counter=TokenCounter.from_pretrained(stages.student.tokenizer), episode_id=task.task_id)  # fmt: skip
+    with episode:
+        request = episode.next_request()
+    assert request is not None  # a fresh episode always asks
+    key = f"Authorization: Bearer ${endpoint.api_key_env}" if endpoint.api_key_env else "(no API key)"
+    body = json.dumps(request_body(endpoint, request), indent=2, ensure_ascii=False)
+    return f"POST {chat_completions_url(endpoint)}\n{key}\n{body}"
+
+
 @traces_app.command("generate")
 def traces_generate(
     runtime: Annotated[str, typer.Option("--runtime", "-r", help="persistent or stateless: the interpreter the teacher runs in.")],
     profile: ProfileOption = "mini",
     params: ParamsOption = DEFAULT_PARAMS_PATH,
     artifacts: ArtifactsOption = Path("artifacts"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the exact first request body the endpoint teacher would send, send nothing.")] = False,
 ) -> None:
     """Run the teacher over the training tasks in one runtime; resumable (finished episodes are skipped)."""
     from .agent.traces_stage import run_traces_stage
@@ -124,6 +149,9 @@ def traces_generate(
         settings = load_settings(profile, params)
         stages = settings.stages
         out_dir = artifacts / profile / "traces" / runtime
+        if dry_run:
+            print(_first_request_dry_run(stages, runtime, artifacts / profile / "tasks" / "train.jsonl"))
+            return
         if stages.traces.teacher == "published":  # the authors' teacher traces, imported instead of generated
             from .published.teacher_import import run_published_teacher
 

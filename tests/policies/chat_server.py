@@ -2,16 +2,38 @@
 
 It serves POST /v1/chat/completions with a scripted reply and usage, records every request
 (body and headers), counts how many it handled at once, and fails on demand: an HTTP status
-for the first N requests, or a hang longer than the client's timeout.
+for the first N requests (with headers such as Retry-After), or a hang longer than the client's
+timeout. In strict mode (`Script.known_fields`) it refuses any other top-level field the way
+Google's OpenAI-compatible Gemini endpoint does: HTTP 400, a JSON list holding one `error`
+object {code, message, status: INVALID_ARGUMENT, details: [google.rpc.BadRequest with
+fieldViolations]}, one `Invalid JSON payload received. Unknown name "<field>": Cannot find
+field.` line per field; a `reasoning_effort` outside Gemini's values gets a 400 naming it.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+# the chat-completions fields Gemini's OpenAI-compatible endpoint accepts (no seed, no frequency_penalty)
+GEMINI_FIELDS = frozenset({
+    "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stop", "stream",
+    "stream_options", "reasoning_effort", "response_format", "tools", "tool_choice", "extra_body",
+})  # fmt: skip
+GEMINI_REASONING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "none"})
+
+
+def gemini_invalid_argument(messages: list[str]) -> list[dict[str, Any]]:
+    """The error body Gemini's OpenAI-compatible endpoint returns for a 400 INVALID_ARGUMENT."""
+    return [{"error": {
+        "code": 400, "message": "\n".join(messages), "status": "INVALID_ARGUMENT",
+        "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"description": m} for m in messages]}],
+    }}]  # fmt: skip
 
 
 @dataclass
@@ -20,6 +42,8 @@ class Script:
 
     fail_status: int | None = None  # answer this HTTP status ...
     fail_times: int = 0  # ... to this many requests first
+    fail_headers: dict[str, str] = field(default_factory=dict)  # ... with these headers (e.g. Retry-After)
+    known_fields: frozenset[str] | None = None  # strict: refuse other fields as Gemini does (GEMINI_FIELDS)
     hang_s: float = 0.0  # sleep this long before answering (longer than the client timeout = a hang)
     delay_s: float = 0.0  # work this long per request (to observe concurrency)
     finish_reason: str = "stop"
@@ -31,6 +55,7 @@ class Seen:
     """What the server observed."""
 
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # time.monotonic() at each request's arrival
     headers: list[dict[str, str]] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -66,8 +91,9 @@ class ChatServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def _answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
+            self.seen.times.append(time.monotonic())
             self.seen.bodies.append(body)
             self.seen.headers.append(headers)
             number = len(self.seen.bodies)
@@ -79,12 +105,25 @@ class ChatServer:
                 self._release.wait(script.hang_s)
             if script.delay_s:
                 self._release.wait(script.delay_s)
+            if script.known_fields is not None and (refused := self._strict(body, script.known_fields)) is not None:
+                return 400, refused, {}
             if script.fail_status is not None and number <= script.fail_times:
-                return script.fail_status, {"error": {"message": f"scripted failure {number}", "type": "test", "code": script.fail_status}}
-            return 200, self._completion(body, script)
+                error = {"error": {"message": f"scripted failure {number}", "type": "test", "code": script.fail_status}}
+                return script.fail_status, error, script.fail_headers
+            return 200, self._completion(body, script), {}
         finally:
             with self._lock:
                 self.seen.in_flight -= 1
+
+    @staticmethod
+    def _strict(body: dict[str, Any], known: frozenset[str]) -> list[dict[str, Any]] | None:
+        unknown = [f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.' for name in body if name not in known]
+        if unknown:
+            return gemini_invalid_argument(unknown)
+        effort = body.get("reasoning_effort")
+        if effort is not None and effort not in GEMINI_REASONING_EFFORTS:
+            return gemini_invalid_argument([f"Invalid reasoning_effort: {effort}. Valid values are: {', '.join(sorted(GEMINI_REASONING_EFFORTS))}"])
+        return None
 
     @staticmethod
     def _completion(body: dict[str, Any], script: Script) -> dict[str, Any]:
@@ -116,13 +155,15 @@ class ChatServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, payload = server._answer(body, {k.lower(): v for k, v in self.headers.items()})
-                self._send(status, payload)
+                status, payload, headers = server._answer(body, {k.lower(): v for k, v in self.headers.items()})
+                self._send(status, payload, headers)
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(status)
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()

@@ -11,7 +11,7 @@ import pytest
 
 from chat_server import ChatServer, Script
 from runtime_semantics.policies.base import Message, PolicyError, TurnRequest
-from runtime_semantics.policies.endpoint import EndpointPolicy, EndpointSettings, backoff_delay
+from runtime_semantics.policies.endpoint import EndpointPolicy, EndpointRefused, EndpointSettings, backoff_delay
 
 
 def settings(server: ChatServer, **overrides: Any) -> EndpointSettings:
@@ -96,11 +96,18 @@ def test_transient_failures_are_retried_until_success(chat_server: ChatServer, s
     assert chat_server.request_count == 3
 
 
-def test_unauthorized_fails_at_once_without_retries(chat_server: ChatServer) -> None:
+def test_unauthorized_stops_at_once_without_retries_naming_the_key_setting(chat_server: ChatServer) -> None:
     chat_server.script = Script(fail_status=401, fail_times=100)
-    with EndpointPolicy(settings(chat_server, max_retries=5)) as policy, pytest.raises(PolicyError, match="refused") as caught:
+    with EndpointPolicy(settings(chat_server, max_retries=5)) as policy, pytest.raises(EndpointRefused, match="refused the API key") as caught:
         policy.next_turns([request()])
-    assert chat_server.url in str(caught.value) and "401" in str(caught.value)
+    assert chat_server.url in str(caught.value) and "401" in str(caught.value) and "traces.endpoint.api_key_env" in str(caught.value)
+    assert chat_server.request_count == 1 and "\n" not in str(caught.value)
+
+
+def test_another_4xx_fails_only_the_request(chat_server: ChatServer) -> None:
+    chat_server.script = Script(fail_status=400, fail_times=100)  # e.g. a context too long: that episode's problem
+    with EndpointPolicy(settings(chat_server, max_retries=5)) as policy, pytest.raises(PolicyError, match="refused the request"):
+        policy.next_turns([request()])
     assert chat_server.request_count == 1
 
 

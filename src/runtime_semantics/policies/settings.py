@@ -4,9 +4,12 @@ params.yaml does not import HTTP clients or torch."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+ReasoningEffort = Literal["default", "none", "minimal", "low", "medium", "high"]
 
 
 class EndpointSettings(BaseModel):
@@ -29,4 +32,18 @@ class EndpointSettings(BaseModel):
     cache_dir: Path | None = Field(None, description="folder for cached replies; null disables the cache")
     extra_body: dict[str, Any] | None = Field(
         None, description='extra JSON fields, e.g. {"chat_template_kwargs": {"enable_thinking": false}} for Qwen3 on vLLM'
+    )
+    send_seed: bool = Field(
+        True,
+        description="send each request's `seed` (vLLM honours it); false for APIs that refuse the field, e.g. Gemini's "
+        "OpenAI-compatible endpoint (400 INVALID_ARGUMENT: Unknown name \"seed\"). The cache key keeps the seed either way",
+    )
+    reasoning_effort: ReasoningEffort | None = Field(
+        None,
+        description="thinking: null = the endpoint has no such setting (nothing sent or recorded); 'default' = nothing sent, "
+        "the model's own default (Gemini 2.5 Flash: dynamic thinking), recorded in each trace's policy name; "
+        "none|minimal|low|medium|high = sent as `reasoning_effort` and recorded (docs/gemini-endpoint.md)",
+    )
+    params_section: str = Field(
+        "traces.endpoint", description="where these settings live in params.yaml; named when the endpoint refuses a field"
     )
