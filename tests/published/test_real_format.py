@@ -108,3 +108,18 @@ def test_the_flattened_task_layout_imports_the_same_tasks(source_copy, tmp_path,
     (easy / "tasks").rmdir()
     import_published(source_copy, tmp_path / "out", published_params)
     assert (tmp_path / "out" / "tasks" / "eval_easy.jsonl").read_text() == (imported / "tasks" / "eval_easy.jsonl").read_text()
+
+
+def test_a_model_call_superseded_by_another_is_kept_and_its_tokens_counted(source_copy, tmp_path, published_params):
+    path = source_copy / "agents-learn-runtime-benchmarks" / "stateless_stateless_easy" / "knapsack" / "knapsack-knapsack-0000000000.trace.json"
+    data = json.loads(path.read_text())
+    first = next(i for i, e in enumerate(data["events"]) if e["type"] == "ModelCallEvent")
+    data["events"][first:first] = [{"type": "ModelCallEvent", "data": {"timestamp": "t0", "prompt_tokens": 100}, "timestamp": "t0"},
+                                   {"type": "ModelResponseEvent", "data": {"timestamp": "t1", "completion_tokens": 11, "total_tokens": 111}, "timestamp": "t1"}]
+    path.write_text(json.dumps(data))
+    import_published(source_copy, tmp_path / "out", published_params)
+    res = result(tmp_path / "out", "trained-stateless.stateless.easy", "easy", 0)
+    [call] = res.trace.extra["published"]["unstepped_calls"]
+    assert (call["prompt_tokens"], call["completion_tokens"]) == (100, 11)
+    assert res.metrics.total_tokens == data["summary"]["token_usage"]["total_tokens"] + 111
+    assert res.metrics.steps == data["summary"]["num_steps"]

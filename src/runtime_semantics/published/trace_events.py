@@ -132,7 +132,8 @@ class _Builder:
             if event.type not in EVENT_DATA or (event.type in ("StartEvent", "SystemPromptEvent") and index != first[event.type]):
                 self.unknown_events.append({"index": index, **event.model_dump(exclude_none=True)})
             elif event.type in ("ModelCallEvent", "ModelResponseEvent"):
-                if self._call is not None and (event.type == "ModelCallEvent" or self._response is not None):
+                pending = self._response if event.type == "ModelResponseEvent" else (self._call or self._response)
+                if pending is not None:
                     self._unstepped(index)  # the previous call got no step
                 if event.type == "ModelCallEvent":
                     self._call = self.data(index)
