@@ -10,6 +10,10 @@ TRL's SFTTrainer with its chunked LM head, micro-batch 1) on one chat example of
 tokens/s (the first step is warm-up). Goal: peak <= 22 GiB, so the paper's settings fit a
 24 GB GPU (the authors used an 80 GB A100 at 50-65 GiB).
 
+Before the GPU run it computes the CPU estimate of the same step (benchmarks/qlora_memory_estimate.py,
+FakeTensorMode, ~15 s) and at the end prints its breakdown beside the measured peak, so the
+first GPU run tests the estimate (docs/qlora-memory.md).
+
 Needs a CUDA GPU; without one it exits with a message. `--shape tiny --allow-cpu` runs the
 same code on a tiny model on the CPU, to check the script itself.
 """
@@ -24,11 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-QWEN3_8B = dict(
-    vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
-    num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rope_theta=1000000.0, rms_norm_eps=1e-6,
-    tie_word_embeddings=False,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from qlora_memory_estimate import QWEN3_8B, estimate, format_breakdown  # noqa: E402
+
 TINY = dict(QWEN3_8B, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16)
 
 
@@ -80,6 +82,9 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     params = load_settings("paper").stages.train.model_copy(update={"max_length": args.seq_len, "gradient_accumulation_steps": 1})
     shape = QWEN3_8B if args.shape == "qwen3-8b" else TINY
+    started = time.perf_counter()
+    est = estimate(shape, params, args.seq_len)  # on the CPU, before any GPU memory is used
+    print(f"CPU estimate done in {time.perf_counter() - started:.0f} s: {est.peak_gib:.2f} GiB", file=sys.stderr)
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:
@@ -120,7 +125,10 @@ def main() -> None:
     if device == "cuda":
         result |= {"peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30, "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30}
         result["fits_24gb_goal"] = result["peak_reserved_gib"] <= 22
+    result["estimate"] = est.as_dict()
     print(json.dumps(result, indent=1))
+    measured = {k: result[k] for k in ("peak_allocated_gib", "peak_reserved_gib") if k in result}
+    print(format_breakdown(est, measured or None))
 
 
 if __name__ == "__main__":
