@@ -24,11 +24,16 @@ in params.yaml:
   optimizer state already exist when the backward runs).
 
 Only where FakeTensorMode cannot run real code is something replaced: bitsandbytes builds
-its double-quantization code table with .tolist(), which needs data, so that 256-entry
-table is built for real and handed in as a fake tensor. Every other size, including the
-bitsandbytes dequantization buffers (the dequantize_4bit op's output, bf16, one weight
-matrix at a time), comes from the traced ops' own shape functions. An analytic count of
-the weights (`analytic_weights`) is printed beside the traced one as a cross-check.
+its double-quantization code table with .tolist(), which needs data, so that 256-entry table
+is built for real and handed in as a fake tensor; the packed NF4 weights are stored as uint8
+instead of the train stage's bf16 quant_storage (the same bytes; a FakeTensor cannot be
+re-wrapped as a Params4bit); Module.to() cannot swap fake parameters, so during the trace it
+changes dtypes in place through .data. Every other size, including the bitsandbytes
+dequantization buffers of the backward (dequantize_4bit's bf16 output, one weight matrix at a
+time), comes from the traced ops' own shape functions. An analytic count of the weights
+(`analytic_weights`) is printed beside the traced one as a cross-check. By default layers 1
+and 2 are traced and every row is extrapolated linearly to 36 (`--full` traces all 36: same
+result, ~7 min on 2 cores).
 
 `benchmarks/qlora_memory.py` prints this breakdown beside the measured CUDA peak.
 """
@@ -269,7 +274,7 @@ def _tracker_class() -> type:
                 self._update_and_maybe_create_winfos(t, reftype)
             self.label_now = "other"
 
-    LabelledMemTracker.REF = _MemRefType  # type: ignore[attr-defined]
+    LabelledMemTracker.REF = _MemRefType  # type: ignore[attr-defined]  # reftypes for track_as()
     return LabelledMemTracker
 
 
