@@ -31,6 +31,7 @@ def scratch_repo(tmp_path: Path) -> Path:
     shutil.copytree(REPO_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO_ROOT / "scripts", repo / "scripts")  # the stages' launcher, scripts/run-stage
+    shutil.copytree(REPO_ROOT / "models", repo / "models")  # shipped bases: a dependency of every base stage
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     return repo
 

@@ -64,6 +64,7 @@ def reproduced(tmp_path_factory) -> Path:
     shutil.copytree(REPO_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO_ROOT / "scripts", repo / "scripts")  # the stages' launcher, scripts/run-stage
+    shutil.copytree(REPO_ROOT / "models", repo / "models")  # shipped bases: a dependency of every base stage
     shutil.copytree(REPO_ROOT / "paper" / "templates", repo / "paper" / "templates")
     shutil.copy(REPO_ROOT / "paper" / "reference.yaml", repo / "paper" / "reference.yaml")
     edit_params(repo, "tasks", "train", "n", value=4)

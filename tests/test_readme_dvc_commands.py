@@ -58,7 +58,7 @@ def clone(tmp_path: Path) -> Path:
     for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", ".gitignore", "requirements.lock", "pyproject.toml", "README.md"):
         shutil.copy(REPO_ROOT / name, repo / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "tmp", "cache", "config.local")
-    for folder in (".dvc", "src", "scripts", "paper/templates"):
+    for folder in (".dvc", "src", "scripts", "paper/templates", "models"):
         shutil.copytree(REPO_ROOT / folder, repo / folder, ignore=ignore)
     shutil.copy(REPO_ROOT / "paper" / "reference.yaml", repo / "paper" / "reference.yaml")
     (repo / ".venv").symlink_to(VENV, target_is_directory=True)

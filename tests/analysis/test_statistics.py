@@ -58,6 +58,14 @@ def test_wilson_interval_matches_scipy(successes, n):
     assert ours.high == pytest.approx(theirs.high, abs=1e-12)
 
 
+@pytest.mark.parametrize("n", [1, 7, 20, 40, 100, 333])
+def test_a_wilson_interval_always_contains_its_share(n):
+    # 40 of 40 gave a high bound of 0.9999999999999999 < 1.0, and a figure's error bar went negative
+    for successes in range(n + 1):
+        estimate = wilson_interval(successes, n, alpha=0.05)
+        assert estimate.low <= estimate.value <= estimate.high
+
+
 def test_wilcoxon_matches_scipy_and_the_rank_biserial_formula():
     ours = wilcoxon(B, A)
     theirs = stats.wilcoxon(B, A, correction=True)

@@ -34,6 +34,7 @@ def test_repro_renders_the_report_records_the_data_revision_and_then_is_a_no_op(
     shutil.copytree(REPO_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO_ROOT / "scripts", repo / "scripts")  # the stages' launcher, scripts/run-stage
+    shutil.copytree(REPO_ROOT / "models", repo / "models")  # shipped bases: a dependency of every base stage
     shutil.copytree(evaluated_workspace / "paper", repo / "paper", ignore=shutil.ignore_patterns("smoke"))
     shutil.copytree(evaluated_workspace / "artifacts" / "smoke" / "evaluation", repo / "artifacts" / "smoke" / "evaluation",
                     ignore=shutil.ignore_patterns("mlflow_parent_run_id.txt"))

@@ -69,7 +69,8 @@ def wilson_interval(successes: int, n: int, alpha: float) -> Estimate:
     share = successes / n
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
-    return Estimate(value=share, low=float(max(0.0, centre - half)), high=float(min(1.0, centre + half)))
+    # at 0 and n the bounds equal the share in exact arithmetic; rounding must not put the share outside them
+    return Estimate(value=share, low=float(min(share, max(0.0, centre - half))), high=float(max(share, min(1.0, centre + half))))
 
 
 def wilcoxon(a: Sequence[float], b: Sequence[float]) -> WilcoxonResult:
