@@ -70,7 +70,7 @@ _ROWS: list[tuple[str, str, Callable[[ProfileParams, TaskFamily], Any]]] = [
     ("teacher", "teacher", lambda p, f: _teacher(p)),
     ("train.method", "fine-tuning", lambda p, f: _method(p)),
     ("train.schedule", "epochs, learning rate, sequence length",
-     lambda p, f: f"{p.train.epochs:g} epochs, {p.train.learning_rate:g}, {p.train.max_length:,} tokens"),
+     lambda p, f: f"epochs {p.train.epochs:g}, learning rate {p.train.learning_rate:g}, {p.train.max_length:,} tokens"),
     ("agent.limits", "turns, context per episode", lambda p, f: f"{p.agent.max_turns} turns, {p.agent.context_limit_tokens:,} tokens"),
     ("agent.prompt_style", "prompts", lambda p, f: p.agent.prompt_style.value if hasattr(p.agent.prompt_style, "value") else p.agent.prompt_style),
     ("evaluate.episodes_per_cell", "episodes per cell", lambda p, f: p.evaluate.episodes_per_cell),
