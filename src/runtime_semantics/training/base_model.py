@@ -1,14 +1,17 @@
 """The `base` stage: the model every condition is fine-tuned from.
 
 `tiny` (smoke, mini): a Qwen3-architecture model small enough for a CPU, with its own BPE
-tokenizer, briefly pretrained on real Python source (the standard library on the machine)
-and task-style text (goal prompts, tool results), so that it knows some Python but has
-seen neither condition's traces. A share of the pretraining text is chat-formatted: a user
-asks for a standard-library function and the assistant answers with its source in a Python
-block and ends its turn, so that the base model has seen the turn format a chat model knows
-(at the mini profile's 300 steps it still does not end its turns on its own: measured). `hub` (paper): a Hugging Face id or local folder such as
-Qwen/Qwen3-8B; the stage only checks that its configuration and tokenizer can be loaded
-and records the reference, failing early with a clear message when they cannot.
+tokenizer, pretrained on real Python source (the standard library on the machine),
+task-style text (goal prompts, tool results) and single-turn chats (a standard-library
+function asked for and answered; given numbers, ids and records put into code), so that it
+knows some Python and the turn format but has seen neither condition's traces or habits.
+A base built on two machines is not the same base (the host's standard library differs
+between Python releases; CPU float results differ with the thread count), so a profile may
+name a `shipped` base: pretrained once with `base pretrain`, committed with a manifest of its
+recipe and file digests, and only verified and copied here. `hub` (paper): a Hugging Face
+id or local folder such as Qwen/Qwen3-8B; the stage only checks that its configuration and
+tokenizer can be loaded and records the reference, failing early with a clear message when
+they cannot.
 """
 
 from __future__ import annotations
