@@ -86,6 +86,10 @@ class ParamsFile(_Section):
     mini: ProfileParams
     paper: ProfileParams
 
+    def task_family_of(self, profile: str) -> TaskFamily:
+        """The profile's own task family (`<profile>.tasks.family`), or the paper's."""
+        return getattr(self, profile).tasks.family or self.task_family
+
 
 class Settings(BaseModel):
     """What a stage receives: the profile's task family (its own or the paper's) and its sections."""
@@ -120,5 +124,4 @@ def load_settings(profile: str, path: Path = DEFAULT_PARAMS_PATH) -> Settings:
     if profile not in PROFILES:
         raise UserError(f"{path}: unknown profile {profile!r}; expected one of: {', '.join(PROFILES)}")
     params = load_params_file(path)
-    stages: ProfileParams = getattr(params, profile)
-    return Settings(profile=profile, task_family=stages.tasks.family or params.task_family, stages=stages)
+    return Settings(profile=profile, task_family=params.task_family_of(profile), stages=getattr(params, profile))

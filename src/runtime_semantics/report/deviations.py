@@ -72,7 +72,7 @@ _ROWS: list[tuple[str, str, Callable[[ProfileParams, TaskFamily], Any]]] = [
     ("train.schedule", "epochs, learning rate, sequence length",
      lambda p, f: f"epochs {p.train.epochs:g}, learning rate {p.train.learning_rate:g}, {p.train.max_length:,} tokens"),
     ("agent.limits", "turns, context per episode", lambda p, f: f"{p.agent.max_turns} turns, {p.agent.context_limit_tokens:,} tokens"),
-    ("agent.prompt_style", "prompts", lambda p, f: p.agent.prompt_style.value if hasattr(p.agent.prompt_style, "value") else p.agent.prompt_style),
+    ("agent.prompt_style", "prompts", lambda p, f: p.agent.prompt_style.value),
     ("evaluate.episodes_per_cell", "episodes per cell", lambda p, f: p.evaluate.episodes_per_cell),
     ("evaluate.decoding", "decoding", lambda p, f: "greedy" if not p.evaluate.decoding.do_sample else "sampled"),
     ("runtime.limits", "per-block wall / CPU limit (s)", lambda p, f: f"{p.runtime.wall_timeout_s:g} / {p.runtime.cpu_time_s:g}"),
@@ -83,8 +83,7 @@ def deviations(params: ParamsFile, profile: str) -> list[dict[str, str]]:
     """Rows (setting, paper, ours, why) where the profile's value differs from the paper profile's."""
     paper: ProfileParams = params.paper
     ours: ProfileParams = getattr(params, profile)
-    paper_family = paper.tasks.family or params.task_family
-    our_family = ours.tasks.family or params.task_family
+    paper_family, our_family = params.task_family_of("paper"), params.task_family_of(profile)
     rows = []
     for key, label, value in _ROWS:
         theirs, mine = str(value(paper, paper_family)), str(value(ours, our_family))
