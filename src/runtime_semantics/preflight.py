@@ -21,7 +21,7 @@ from pathlib import Path
 from .params import DEFAULT_PARAMS_PATH, load_params_file, load_settings
 
 CHECKS = ("gpu", "vram", "model", "teacher", "disk")
-# The paper profile's target is one 24 GB consumer GPU (PAPER.md); such a card reports ~23.5 GiB.
+# The paper profile's target is one 24 GB consumer GPU (docs/paper.md#this-replications-choices); such a card reports ~23.5 GiB.
 MIN_VRAM_GIB = 22.0
 # Paper profile outputs: two LoRA adapters (r=64 on Qwen3-8B: ~0.7 GB each in fp32) with their
 # training checkpoints (adapter + optimizer state, ~2 GB each), the evaluation traces, the teacher cache.

@@ -1,4 +1,4 @@
-"""Tool semantics as PAPER.md states them, and each refusal with a message saying why."""
+"""Tool semantics as docs/paper.md states them, and each refusal with a message saying why."""
 
 import json
 

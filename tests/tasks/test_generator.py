@@ -1,4 +1,4 @@
-"""Generated instances obey every rule in PAPER.md and are a pure function of the seed."""
+"""Generated instances obey every rule in docs/paper.md and are a pure function of the seed."""
 
 import hashlib
 import math

@@ -2,7 +2,7 @@
 
 A missing-variable error is a NameError for a name that an earlier block of the same episode
 bound at top level (assignment, def, class, import, for/with target): the signature of code
-written for a persistent interpreter running in a stateless one (PAPER.md claim 2).
+written for a persistent interpreter running in a stateless one (the paper's claim 2, docs/paper.md#claims).
 A recovery loop is a run of consecutive failing turns (an error or a format error).
 """
 

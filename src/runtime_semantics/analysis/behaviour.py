@@ -8,7 +8,7 @@ Episodes whose code assigns neither are counted as not reading it.
 
 Cross-turn state reuse: how much a block builds on what earlier blocks left in the interpreter.
 
-PAPER.md lists "state utilization" among the behavioural diagnostics (persistent-trained in
+The paper lists "state utilization" among the behavioural diagnostics (persistent-trained in
 a persistent runtime: 1.11, every other condition about 0). Ours: per step, the number of
 distinct names a block reads that an earlier block bound and this block does not bind
 itself, counted only when the block ran without an error (a failed reuse in a stateless

@@ -1,7 +1,7 @@
 """`<profile>.analysis`: how the evaluation results are summarised and tested.
 
-Fixed before looking at any results (DESIGN.md: an equivalence margin chosen after seeing
-the data proves nothing). Confidence intervals are at level 1 - alpha; the equivalence
+Fixed before looking at any results (docs/statistics.md: an equivalence margin chosen after
+seeing the data proves nothing). Confidence intervals are at level 1 - alpha; the equivalence
 test's interval at 1 - 2 alpha, as TOST implies.
 """
 

@@ -1,4 +1,4 @@
-"""The authors' published data (PAPER.md, "Published data"): fetch it, import it into our formats, replay it.
+"""The authors' published data (docs/paper.md#published-data): fetch it, import it into our formats, replay it.
 
 tasks_import (their tasks -> our tasks JSONL), trace_events / trace_messages (their traces ->
 our Trace), benchmarks_import (-> our per-episode results), teacher_import (-> the traces

@@ -1,4 +1,4 @@
-"""The authors' published file formats (PAPER.md, "Published data"), as lenient pydantic models.
+"""The authors' published file formats (docs/paper.md#published-data), as lenient pydantic models.
 
 Every model allows fields it does not know; `unknown_fields` collects them by dotted path so
 an importer can keep them (nothing is dropped silently). Both spellings of the task card's

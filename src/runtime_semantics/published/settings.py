@@ -21,7 +21,7 @@ class PublishedRepo(_Section):
 
 
 class PublishedRepos(_Section):
-    """The three gated dataset repositories (PAPER.md, "Published data")."""
+    """The three gated dataset repositories (docs/paper.md#published-data)."""
 
     tasks: PublishedRepo = Field(description="the 200 evaluation tasks")
     train: PublishedRepo = Field(description="the 2,000 teacher traces")

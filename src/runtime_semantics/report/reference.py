@@ -1,6 +1,6 @@
 """paper/reference.yaml: the paper's reported numbers and claims, and the rule that judges each check.
 
-The one place the paper's numbers live (DESIGN.md). A number the paper's summaries do not
+The one place the paper's numbers live (docs/paper.md#reported-numbers says where they come from). A number the paper's summaries do not
 give stays empty (null); it is never estimated. Each claim is tested by one or more checks;
 a check names the statistic the analysis computed, the paper's value per difficulty, and
 a rule fixed in advance that turns our estimate into a verdict (report/claims.py).
@@ -104,7 +104,7 @@ class Check(_Entry):
 
 class Claim(_Entry):
     number: str
-    text: str = Field(description="the claim in PAPER.md's words")
+    text: str = Field(description="the claim in the words of docs/paper.md#claims")
     figures: list[str] = Field(description="analysis figures that show it")
     checks: list[Check]
 

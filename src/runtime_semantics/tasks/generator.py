@@ -28,7 +28,7 @@ def derive_seed(base_seed: int, split: str, difficulty: str, index: int) -> int:
 
 
 def inspect_budget(settings: DifficultySettings, capacity: int, mean_weight: float, n_items: int, optimal_size: int) -> int:
-    """PAPER.md's rule: ceil(max(f1 * (capacity / mean weight) / p_allowed, f2 * |opt|)), clamped to [min, n]."""
+    """The paper's rule (docs/paper.md#generator-rules): ceil(max(f1 * (capacity / mean weight) / p_allowed, f2 * |opt|)), clamped to [min, n]."""
     raw = max(
         settings.budget_capacity_factor * (capacity / mean_weight) / settings.p_allowed,
         settings.budget_optimal_factor * optimal_size,

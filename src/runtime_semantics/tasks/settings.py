@@ -1,4 +1,4 @@
-"""Difficulty settings of the Opaque Knapsack family (PAPER.md table and generator rules).
+"""Difficulty settings of the Opaque Knapsack family (docs/paper.md: the table and the generator rules).
 
 Every value comes from params.yaml (`task_family.easy`, `task_family.hard`); these models
 only say what a valid setting is, so a bad value is refused with the key that holds it.

@@ -1,4 +1,4 @@
-"""Summary statistics of a task set, for checking a generated set against PAPER.md's table."""
+"""Summary statistics of a task set, for checking a generated set against the paper's table (docs/paper.md, "Task family: Opaque Knapsack")."""
 
 from __future__ import annotations
 
