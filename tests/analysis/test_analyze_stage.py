@@ -16,6 +16,7 @@ from runtime_semantics.analysis.figures import (
     missing_variable_rate_by_condition,
     save_figure,
     score_by_condition,
+    score_vs_tokens,
     steps_distribution,
     tokens_by_condition,
 )
@@ -84,6 +85,17 @@ def test_figures_show_every_condition_and_label_their_axes(analysis_dir, episode
         assert expected <= _texts(fig)
         assert [ax.get_title() for ax in fig.axes[:2]] == ["easy tasks", "hard tasks"]
         assert all(ax.get_xlabel() for ax in fig.axes[:2])
+        plt.close(fig)
+
+
+def test_score_panels_share_one_fixed_0_to_100_axis(analysis_dir):
+    cells = read_record(analysis_dir).cells
+    hard_zero = [c.model_copy(update={"score_pct": c.score_pct.model_copy(update={"value": 0.0, "low": 0.0, "high": 0.0})})
+                 if c.difficulty == "hard" else c for c in cells]  # an all-zero panel is not stretched to +/-0.04
+    for fig, limits in ((score_vs_tokens(hard_zero), lambda ax: ax.get_ylim()),
+                        (score_by_condition(hard_zero), lambda ax: ax.get_xlim()),
+                        (missing_variable_rate_by_condition(cells), lambda ax: ax.get_xlim())):
+        assert [limits(ax) for ax in fig.axes[:2]] == [(0.0, 100.0), (0.0, 100.0)]
         plt.close(fig)
 
 

@@ -41,6 +41,9 @@ _DETERMINISTIC_RC = {"svg.hashsalt": "runtime-semantics", "savefig.dpi": 150, "p
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
 MAX_ERROR_TYPES = 6
+# Every axis that shows a score or a share of episodes: the same fixed 0-100 range in every panel
+# and every report, so panels compare at a glance (an all-zero panel is not stretched to +/-0.04).
+PERCENT_AXIS = (0.0, 100.0)
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # it logs every font subset at INFO
 
 
@@ -83,7 +86,7 @@ def _bars_with_intervals(cells: Sequence[CellSummary], value: Callable[[CellSumm
             ax.errorbar(v, row, xerr=[[v - lo], [hi - v]], color="black", capsize=3, linewidth=1)
         ax.set_yticks(range(len(conditions)), [condition_label(c) for c in conditions])
         ax.set_xlabel(xlabel)
-        ax.set_xlim(0, 100)
+        ax.set_xlim(*PERCENT_AXIS)
     axes[0].set_ylabel("condition (training → runtime)")
     axes[0].invert_yaxis()  # first condition on top (the panels share this axis)
     fig.tight_layout()
@@ -181,12 +184,14 @@ def error_types_by_condition(cells: Sequence[CellSummary]) -> Figure:
 def score_vs_tokens(cells: Sequence[CellSummary]) -> Figure:
     """The paper's main figure: mean score against mean total tokens (log scale), one point per condition."""
     difficulties = _difficulties([c.difficulty for c in cells])
-    fig, axes = plt.subplots(1, len(difficulties), figsize=(5.2 * len(difficulties), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(difficulties), figsize=(5.2 * len(difficulties), 4.2), sharey=True, squeeze=False)
     for ax, difficulty in zip(axes[0], difficulties, strict=True):
         for cell in (c for c in cells if c.difficulty == difficulty):
             score = cell.score_pct
             ax.errorbar(cell.total_tokens, score.value, yerr=[[score.value - score.low], [score.high - score.value]], fmt="o",
-                        color=CONDITION_COLOURS[cell.condition], markeredgecolor="black", capsize=3, label=condition_label(cell.condition))
+                        color=CONDITION_COLOURS[cell.condition], markeredgecolor="black", capsize=3, label=condition_label(cell.condition),
+                        clip_on=False)  # a point at 0 or 100 is drawn whole on the axis' edge
+        ax.set_ylim(*PERCENT_AXIS)
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis)
         ax.set_title(f"{difficulty} tasks")
