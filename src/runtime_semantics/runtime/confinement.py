@@ -43,6 +43,9 @@ _DENIED_EVENT_PREFIXES = (
     "resource.", "fcntl.", "glob.", "pathlib.", "marshal.", "pickle.", "urllib.", "http.", "ftplib.", "smtplib.",
     "webbrowser.", "sys._current_frames", "gc.get_", "sys.settrace", "sys.setprofile", "cpython.run_",
 )  # fmt: skip
+# a generator's frame and code: the worker's tool channel is a generator (worker.py), so that
+# the tool proxies reach the parent's socket only through its opaque `send`
+_DENIED_ATTRIBUTES = frozenset({"gi_frame", "gi_code"})
 NOBODY = 65534
 _PROT_EXEC = 0x4
 
@@ -131,6 +134,8 @@ def install_audit_hook() -> None:
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event.startswith(_DENIED_EVENT_PREFIXES):
             raise PermissionError(f"{event} is not allowed in the sandbox")
+        if event == "object.__getattr__" and len(args) > 1 and args[1] in _DENIED_ATTRIBUTES:
+            raise PermissionError(f"reading {args[1]} is not allowed in the sandbox")
         if event == "import" and args and isinstance(args[0], str) and args[0].split(".")[0] not in ALLOWED_MODULES:
             raise ImportError(f"import of {args[0]!r} is not allowed here")
 

@@ -35,6 +35,7 @@ class StepResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stdout: str = ""
     output_truncated: bool = False
+    output_cut_short: bool = Field(False, description="the block was stopped for a limit; stdout is what it had printed until then")
     value_repr: str | None = Field(None, description="repr of a final bare expression (notebook-cell semantics)")
     error: ErrorInfo | None = None
     tool_calls: list[ToolCallInfo] = Field(default_factory=list)

@@ -8,6 +8,15 @@ stateless runtime keeps a spare worker warm, so a fresh interpreter per block co
 The parent enforces the wall-clock and CPU limits by killing the worker (never by a thread
 timeout, which leaves code running), counts tool calls, and replaces a dead worker; in the
 persistent runtime the result then says that state was lost.
+
+The parent trusts no byte from the worker (agent code can speak the protocol on the worker's
+socket). Each block's exchange is a strict alternation, chained by unguessable nonces: the
+`run` message carries one, every tool reply a fresh one, and every message from the worker
+must carry the nonce of the parent's last message. A message that is out of turn (a second
+tool request before the reply to the first was read), meant for another block (a replay, or
+a `done` prepared in advance), malformed, or sent after `done` is a protocol violation: the
+worker is killed and the block ends with a `limit` error naming it (`state_lost` in the
+persistent runtime). Reads and writes never block past the block's deadline.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import mmap
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,7 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from multiprocessing.connection import Connection
+from struct import error as struct_error
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,11 +42,15 @@ from pydantic import ValidationError
 from . import protocol
 from .limits import RuntimeLimits
 from .results import ErrorInfo, StepResult, ToolCallInfo
+from .worker import OUTPUT_HEADER, output_page_bytes
 
 log = logging.getLogger(__name__)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _POLL_S = 0.02
 _START_TIMEOUT_S = 30.0
+_TRUNCATED = " ...[truncated]"
+_CUT_SHORT = "\n[output cut short: the block was stopped before it finished]"
+_DONE_FIELDS = frozenset({"op", "nonce", "stdout", "output_truncated", "value_repr", "error", "global_names"})
 
 
 class WorkerStartError(RuntimeError):
@@ -104,11 +119,13 @@ class _Zygote:
         """Receive replies in request order until `ticket` has its worker."""
         with self._lock:
             while ticket.pid is None:
-                data, fds, _, _ = socket.recv_fds(self.control, 4096, 1)
-                if not data or not fds:
+                data, fds, _, _ = socket.recv_fds(self.control, 4096, 2)
+                if not data or len(fds) != 2:
+                    for fd in fds:
+                        os.close(fd)
                     raise WorkerStartError("the fork server stopped before handing over a worker")
                 waiting = self._pending.popleft()
-                waiting.pid, waiting.sock = json.loads(data)["pid"], socket.socket(fileno=fds[0])
+                waiting.pid, waiting.sock, waiting.page_fd = json.loads(data)["pid"], socket.socket(fileno=fds[0]), fds[1]
 
 
 class _Ticket:
@@ -118,6 +135,7 @@ class _Ticket:
         self.server = server
         self.pid: int | None = None
         self.sock: socket.socket | None = None
+        self.page_fd: int | None = None
 
 
 class _Worker:
@@ -133,13 +151,15 @@ class _Worker:
             raise WorkerStartError(f"could not start a sandbox worker: {exc}") from None
         self.pid = 0
         self._pidfd: int | None = None
-        self.conn: Connection | None = None
+        self.channel: protocol.Channel | None = None
+        self.page: mmap.mmap | None = None  # the worker's output mirror (read-only here)
+        self._page_bytes = output_page_bytes(limits.max_output_chars)
         self.ready = False
         self.start_s = 0.0
 
-    def _attach(self) -> Connection:
+    def _attach(self) -> protocol.Channel:
         """Take delivery of the forked worker (once)."""
-        if self.conn is None:
+        if self.channel is None:
             ticket, self._ticket = self._ticket, None
             assert ticket is not None
             try:
@@ -151,20 +171,45 @@ class _Worker:
                 self._pidfd = os.pidfd_open(self.pid)
             except OSError:
                 self._pidfd = None  # gone already, or no pidfd support: fall back to the pid
-            assert ticket.sock is not None
-            self.conn = Connection(ticket.sock.detach())
-        return self.conn
+            assert ticket.sock is not None and ticket.page_fd is not None
+            try:
+                self.page = mmap.mmap(ticket.page_fd, self._page_bytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            except (OSError, ValueError):
+                self.page = None  # no partial output for this worker; everything else works
+            finally:
+                os.close(ticket.page_fd)
+            self.channel = protocol.Channel(ticket.sock)
+        return self.channel
+
+    def clear_page(self) -> None:
+        """Forget the last block's output (before the next block starts)."""
+        if self.page is not None:
+            OUTPUT_HEADER.pack_into(self.page, 0, 0, 0)
+
+    def printed_so_far(self) -> tuple[str, int]:
+        """What the current block had printed (kept text, characters dropped), from the shared
+        page; written by agent-controlled memory, so bounded and decoded leniently."""
+        if self.page is None:
+            return "", 0
+        try:
+            used, dropped = OUTPUT_HEADER.unpack_from(self.page, 0)
+            used = min(used, len(self.page) - OUTPUT_HEADER.size)
+            return self.page[OUTPUT_HEADER.size : OUTPUT_HEADER.size + used].decode("utf-8", errors="replace"), dropped
+        except (ValueError, struct_error):
+            return "", 0
 
     def wait_ready(self) -> float:
         """Block until the worker has confined itself; returns its start latency."""
         if self.ready:
             return self.start_s
-        conn = self._attach()
-        if not conn.poll(_START_TIMEOUT_S):
-            self.kill()
-            raise WorkerStartError(f"the sandbox worker did not start within {_START_TIMEOUT_S:.0f} s")
+        channel = self._attach()
+        deadline = time.monotonic() + _START_TIMEOUT_S
         try:
-            message = protocol.receive(conn)
+            while not channel.poll(min(deadline - time.monotonic(), 1.0)):
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise WorkerStartError(f"the sandbox worker did not start within {_START_TIMEOUT_S:.0f} s")
+            message = channel.take()
         except (EOFError, protocol.ProtocolError) as exc:
             self.kill()
             raise WorkerStartError(f"the sandbox worker failed while starting: {exc or 'it exited'}") from None
@@ -199,8 +244,13 @@ class _Worker:
             if self._pidfd is not None:
                 os.close(self._pidfd)
                 self._pidfd = None
-            if self.conn is not None:
-                self.conn.close()
+            if self.channel is not None:
+                self.channel.close()
+
+    def release_page(self) -> None:
+        if self.page is not None:
+            self.page.close()
+            self.page = None
 
 
 class Runtime:
@@ -232,6 +282,7 @@ class Runtime:
         for worker in (self._worker, self._spare):
             if worker is not None:
                 worker.kill()
+                worker.release_page()
         self._worker = self._spare = None
 
     def worker_pids(self) -> list[int]:
@@ -262,7 +313,13 @@ class Runtime:
         except WorkerStartError as exc:
             result = StepResult(error=ErrorInfo(type="WorkerStartError", message=str(exc), kind="infrastructure"))
         else:
-            result = self._execute(worker, text)
+            try:
+                result = self._execute(worker, text)
+            except Exception as exc:  # noqa: BLE001 - run() never raises; a parent-side bug ends the worker, not the run
+                log.exception("the runtime failed while running a block")
+                worker.kill()
+                result = StepResult(error=ErrorInfo(type="RuntimeFailure", message=f"the runtime failed: {type(exc).__name__}: {str(exc)[:500]}",
+                                                    kind="infrastructure"))  # fmt: skip
         result.duration_s = time.perf_counter() - started
         restarted = result.error is not None and result.error.kind != "agent"
         if restarted or not self.persistent:
@@ -293,49 +350,69 @@ class Runtime:
         self._spare = None if self.persistent else self._new_worker()
         if old is not None:
             old.kill()
+            old.release_page()
 
     def _execute(self, worker: _Worker, code: str) -> StepResult:
-        self._seq += 1
         calls: list[ToolCallInfo] = []
+        channel = worker.channel
+        assert channel is not None
         deadline = time.monotonic() + self.limits.wall_timeout_s
         cpu_start = _cpu_seconds(worker.pid)
+        nonce = secrets.token_hex(16)  # what the worker's next message must carry
+        worker.clear_page()
         try:
-            protocol.send(worker.conn, {"op": "run", "seq": self._seq, "code": code})
+            channel.send({"op": "run", "nonce": nonce, "code": code}, deadline)
+        except TimeoutError:
+            return self._stopped(worker, calls, f"the block ran longer than {self.limits.wall_timeout_s:g} s and was stopped")
         except OSError as exc:
             return self._lost(worker, calls, f"could not send the block to the worker: {exc}")
         while True:
             if time.monotonic() > deadline:
-                worker.kill()
-                return self._limit(calls, "TimeoutError", f"the block ran longer than {self.limits.wall_timeout_s:g} s and was stopped")
+                return self._stopped(worker, calls, f"the block ran longer than {self.limits.wall_timeout_s:g} s and was stopped")
             if _cpu_seconds(worker.pid) - cpu_start > self.limits.cpu_time_s:
-                worker.kill()
-                return self._limit(calls, "TimeoutError", f"the block used more than {self.limits.cpu_time_s:g} s of CPU time and was stopped")
-            if not worker.conn.poll(_POLL_S):
-                if not worker.alive() and not worker.conn.poll(0):
-                    return self._lost(worker, calls, "")
-                continue
+                return self._stopped(worker, calls, f"the block used more than {self.limits.cpu_time_s:g} s of CPU time and was stopped")
             try:
-                message = protocol.receive(worker.conn)
+                if not channel.poll(_POLL_S):
+                    if not worker.alive() and not channel.poll(0):
+                        return self._lost(worker, calls, "")
+                    continue
+                message = channel.take()
             except EOFError:
                 return self._lost(worker, calls, "")
             except protocol.ProtocolError as exc:
-                worker.kill()
-                return self._limit(calls, "ProtocolError", f"the worker sent an invalid message and was stopped: {exc}")
-            if message["op"] == "tool":
-                self._serve_tool(worker, message, calls)
-            elif message["op"] == "done" and message.get("seq") == self._seq:
-                return self._finished(message, calls)
+                return self._violation(worker, calls, f"the worker sent an invalid message: {exc}")
+            op = message["op"]
+            if message.get("nonce") != nonce:
+                return self._violation(worker, calls, f"the worker sent a {op[:40]!r} message out of turn (it does not answer the parent's "
+                                                      "last message: meant for another block, replayed, or sent before a reply was read)")  # fmt: skip
+            if op == "tool":
+                nonce = secrets.token_hex(16)
+                try:
+                    channel.send_raw(self._serve_tool(message, calls, nonce), deadline)
+                except TimeoutError:
+                    return self._stopped(worker, calls, f"the block ran longer than {self.limits.wall_timeout_s:g} s and was stopped")
+                except OSError:
+                    pass  # the worker is gone; the loop notices
+            elif op == "done":
+                try:
+                    result = self._finished(message, calls)
+                except protocol.ProtocolError as exc:
+                    return self._violation(worker, calls, str(exc))
+                if channel.data_pending():
+                    return self._violation(worker, calls, "the worker sent more after its 'done' message")
+                return result
             else:
-                worker.kill()
-                return self._limit(calls, "ProtocolError", f"the worker sent an unexpected {message['op']!r} message and was stopped")
+                return self._violation(worker, calls, f"the worker sent an unexpected {op[:40]!r} message")
 
-    def _serve_tool(self, worker: _Worker, message: dict[str, Any], calls: list[ToolCallInfo]) -> None:
+    def _serve_tool(self, message: dict[str, Any], calls: list[ToolCallInfo], nonce: str) -> bytes:
+        """Run one tool request (already checked to be in turn); returns the framed reply."""
         name, args, kwargs = message.get("name"), message.get("args"), message.get("kwargs")
         started = time.perf_counter()
-        if not isinstance(name, str) or not isinstance(args, list) or not isinstance(kwargs, dict):
+        if set(message) - {"op", "nonce", "name", "args", "kwargs"} or not isinstance(name, str) or not isinstance(args, list) \
+                or not isinstance(kwargs, dict):  # fmt: skip
             reply = {"op": "tool_result", "ok": False, "error_type": "TypeError", "message": "malformed tool call"}
         elif name not in self.tools:
-            reply = {"op": "tool_result", "ok": False, "error_type": "NameError", "message": f"no tool named {name!r}"}
+            reply = {"op": "tool_result", "ok": False, "error_type": "NameError", "message": f"no tool named {name[:200]!r}"}
         elif len(calls) >= self.limits.max_tool_calls_per_block:
             reply = {
                 "op": "tool_result", "ok": False, "error_type": "RuntimeError",
@@ -344,39 +421,67 @@ class Runtime:
         else:
             try:
                 result = self.tools[name](*args, **kwargs)
-                reply = {"op": "tool_result", "ok": True, "result": result}
-                protocol.send(worker.conn, reply)
+                body = protocol.encode({"op": "tool_result", "nonce": nonce, "ok": True, "result": result})
+                if len(body) > protocol.MAX_MESSAGE_BYTES:
+                    raise ValueError(f"the tool's result is {len(body):,} bytes, over the limit of {protocol.MAX_MESSAGE_BYTES:,}")
                 calls.append(ToolCallInfo(name=name, args=args, kwargs=kwargs, result=result, latency_s=time.perf_counter() - started))
-                return
+                return protocol.frame(body)
             except Exception as exc:  # noqa: BLE001 - the tool's refusal goes back to the agent
                 reply = {"op": "tool_result", "ok": False, "error_type": _builtin_name(exc), "message": _message(exc)}
         error = ErrorInfo(type=reply["error_type"], message=reply["message"], kind="agent")
-        calls.append(ToolCallInfo(name=str(name), args=args if isinstance(args, list) else [], kwargs=kwargs if isinstance(kwargs, dict) else {},
-                                  error=error, latency_s=time.perf_counter() - started))
-        try:
-            protocol.send(worker.conn, reply)
-        except OSError:
-            pass  # the worker is gone; the main loop notices
+        calls.append(ToolCallInfo(name=str(name)[:200], args=args if isinstance(args, list) else [], kwargs=kwargs if isinstance(kwargs, dict) else {},
+                                  error=error, latency_s=time.perf_counter() - started))  # fmt: skip
+        reply["nonce"] = nonce
+        return protocol.frame(protocol.encode(reply))
 
-    @staticmethod
-    def _finished(message: dict[str, Any], calls: list[ToolCallInfo]) -> StepResult:
-        """Build the result from the worker's report, trusting nothing in it."""
-        names = message.get("global_names")
-        value_repr = message.get("value_repr")
-        try:
-            error = ErrorInfo.model_validate(message["error"]) if message.get("error") is not None else None
-        except ValidationError:
-            error = ErrorInfo(type="ProtocolError", message="the worker reported a malformed error", kind="limit")
-        if error is not None and error.kind != "agent":
-            error = error.model_copy(update={"kind": "agent"})  # only the parent decides limits and crashes
-        return StepResult(
-            stdout=str(message.get("stdout", "")),
-            output_truncated=bool(message.get("output_truncated")),
-            value_repr=value_repr if isinstance(value_repr, str) else None,
-            error=error,
-            tool_calls=calls,
-            global_names=[n for n in names if isinstance(n, str)] if isinstance(names, list) else None,
-        )
+    def _finished(self, message: dict[str, Any], calls: list[ToolCallInfo]) -> StepResult:
+        """Build the result from the worker's report, trusting nothing in it (ProtocolError if malformed)."""
+        stdout, truncated, value_repr = message.get("stdout"), message.get("output_truncated"), message.get("value_repr")
+        names, error = message.get("global_names"), message.get("error")
+        if set(message) != _DONE_FIELDS:
+            raise protocol.ProtocolError("the worker sent a malformed 'done' message (its fields are not the protocol's)")
+        if not isinstance(stdout, str) or not isinstance(truncated, bool) or not (value_repr is None or isinstance(value_repr, str)) \
+                or not (isinstance(names, list) and all(isinstance(n, str) for n in names)):  # fmt: skip
+            raise protocol.ProtocolError("the worker sent a malformed 'done' message (a field has the wrong type)")
+        cap = self.limits.max_output_chars
+        if len(stdout) > cap + 200:  # the worker caps and marks; a forged report is capped here
+            stdout, truncated = stdout[:cap] + f"\n[output truncated: {len(stdout) - cap:,} more characters not shown]", True
+        repr_cap = self.limits.max_value_repr_chars
+        if value_repr is not None and len(value_repr) > repr_cap + len(_TRUNCATED):
+            value_repr = value_repr[:repr_cap] + _TRUNCATED
+        if error is not None:
+            try:
+                info = ErrorInfo.model_validate(error)
+            except ValidationError:
+                raise protocol.ProtocolError("the worker sent a malformed 'done' message (its error is not an error report)") from None
+            # only the parent decides limits and crashes; long messages are cut like output
+            error = info.model_copy(update={"kind": "agent", "message": _cut(info.message, cap), "traceback": _cut(info.traceback, cap)})
+        return StepResult(stdout=stdout, output_truncated=truncated, value_repr=value_repr, error=error, tool_calls=calls, global_names=names)
+
+    def _stopped(self, worker: _Worker, calls: list[ToolCallInfo], message: str) -> StepResult:
+        """A block stopped for its time or CPU limit: kill it, and report what it had printed."""
+        worker.kill()
+        result = self._limit(calls, "TimeoutError", message)
+        self._add_partial_output(worker, result)
+        return result
+
+    def _add_partial_output(self, worker: _Worker, result: StepResult) -> None:
+        """What the block printed before it was stopped, capped as usual and marked as cut short."""
+        printed, dropped = worker.printed_so_far()
+        if not printed and not dropped:
+            return
+        cap = self.limits.max_output_chars
+        if len(printed) > cap:
+            dropped, printed = dropped + len(printed) - cap, printed[:cap]
+        if dropped:
+            printed += f"\n[output truncated: {dropped:,} more characters not shown]"
+        result.stdout = printed + _CUT_SHORT
+        result.output_truncated = True
+        result.output_cut_short = True
+
+    def _violation(self, worker: _Worker, calls: list[ToolCallInfo], message: str) -> StepResult:
+        worker.kill()
+        return self._limit(calls, "ProtocolError", f"protocol violation, the worker was stopped: {message}")
 
     @staticmethod
     def _limit(calls: list[ToolCallInfo], kind: str, message: str) -> StepResult:
@@ -386,4 +491,10 @@ class Runtime:
         worker.kill()
         message = "the worker process ended unexpectedly (crashed, or killed by the kernel for breaking a limit)"
         message += f": {detail}" if detail else ""
-        return StepResult(error=ErrorInfo(type="WorkerCrashed", message=message, kind="limit"), tool_calls=calls)
+        result = StepResult(error=ErrorInfo(type="WorkerCrashed", message=message, kind="limit"), tool_calls=calls)
+        self._add_partial_output(worker, result)
+        return result
+
+
+def _cut(text: str, cap: int) -> str:
+    return text if len(text) <= cap + len(_TRUNCATED) else text[:cap] + _TRUNCATED

@@ -2,7 +2,13 @@
 
 It holds no task state. Tools are proxies: calling one sends a JSON request up the pipe
 and blocks for the parent's JSON answer; a refused call is re-raised here as the same
-built-in exception type with the same message. Output is captured with a cap.
+built-in exception type with the same message. Output is captured with a cap, and mirrored
+into a small shared-memory page the parent reads when it has to stop the block for a limit.
+
+Every message the worker sends carries the nonce of the parent's last message (the block's
+`run`, then each tool reply): the parent accepts nothing else. The proxies do not hold the
+socket: they hold the `send` of a generator (`_tool_channel`) whose frame the audit hook
+keeps out of agent code's reach. That is defence in depth; the parent is the boundary.
 """
 
 from __future__ import annotations
@@ -10,11 +16,13 @@ from __future__ import annotations
 import ast
 import builtins
 import io
-import json
+import mmap
 import os
+import struct
 import sys
 import time
 from multiprocessing.connection import Connection
+from collections.abc import Callable, Generator
 from typing import Any
 
 from . import protocol
@@ -22,16 +30,26 @@ from .confinement import agent_builtins, confine
 
 BLOCK_FILENAME = "<agent-block>"
 _NOT_RERAISED = {"SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseException"}
+OUTPUT_HEADER = struct.Struct("<II")  # the shared output page: bytes kept, characters dropped, then the UTF-8 text
+
+
+def output_page_bytes(output_cap: int) -> int:
+    """Size of the shared output page for a cap of `output_cap` characters (4 UTF-8 bytes each at most)."""
+    return OUTPUT_HEADER.size + 4 * output_cap
 
 
 class CappedWriter(io.TextIOBase):
     """A stdout that keeps the first `cap` characters and counts the rest."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, page: mmap.mmap | None = None) -> None:
         self.cap = cap
         self.parts: list[str] = []
         self.kept = 0
         self.dropped = 0
+        self.page = page  # mirror of the kept text, for the parent to read if it stops the block
+        self.page_used = 0
+        if page is not None:
+            OUTPUT_HEADER.pack_into(page, 0, 0, 0)
 
     def writable(self) -> bool:
         return True
@@ -41,9 +59,17 @@ class CappedWriter(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         room = self.cap - self.kept
         if room > 0:
-            self.parts.append(text[:room])
-            self.kept += min(room, len(text))
+            kept = text[:room]
+            self.parts.append(kept)
+            self.kept += len(kept)
+            if self.page is not None:
+                data = kept.encode("utf-8", errors="surrogatepass")
+                end = min(self.page_used + len(data), len(self.page) - OUTPUT_HEADER.size)
+                self.page[OUTPUT_HEADER.size + self.page_used : OUTPUT_HEADER.size + end] = data[: end - self.page_used]
+                self.page_used = end
         self.dropped += max(0, len(text) - max(room, 0))
+        if self.page is not None:
+            OUTPUT_HEADER.pack_into(self.page, 0, self.page_used, min(self.dropped, 0xFFFFFFFF))  # after the text: never ahead of it
         return len(text)
 
     def value(self) -> str:
@@ -61,14 +87,42 @@ def builtin_exception(name: str) -> type[BaseException]:
     return RuntimeError
 
 
-def _tool_proxy(conn: Connection, name: str) -> Any:
-    def tool(*args: Any, **kwargs: Any) -> Any:
+def _tool_channel(conn: Connection) -> Generator[Any, Any, None]:
+    """The worker's protocol exchanges, as a generator: send it ("run", nonce) when a block
+    starts, ("tool", name, args, kwargs) for a call (it answers the reply or an exception)."""
+    nonce: Any = None
+    answer: Any = None
+    while True:
+        request = yield answer
+        answer = None
         try:
-            request = json.dumps({"op": "tool", "name": name, "args": args, "kwargs": kwargs})
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}(): arguments must be JSON values (str, int, float, bool, None, list, dict): {exc}") from None
-        conn.send_bytes(request.encode("utf-8"))
-        reply = protocol.receive(conn)
+            if request[0] == "run":
+                nonce = request[1]
+            elif request[0] == "tool":
+                _, name, args, kwargs = request
+                try:
+                    body = protocol.encode({"op": "tool", "nonce": nonce, "name": name, "args": list(args), "kwargs": kwargs})
+                except (TypeError, ValueError) as exc:
+                    answer = TypeError(f"{name}(): arguments must be JSON values (str, int, float, bool, None, list, dict): {exc}")
+                    continue
+                conn.send_bytes(body)
+                answer = protocol.receive(conn)
+                nonce = answer.get("nonce")
+            elif request[0] == "done":
+                conn.send_bytes(protocol.encode({"op": "done", "nonce": nonce, **request[1]}))
+        except Exception as exc:  # noqa: BLE001 - answered, so the channel lives on
+            answer = exc
+
+
+def _tool_proxy(exchange: Callable[[Any], Any], name: str) -> Any:
+    """A tool for agent code; its closure holds the name and the channel's `send`, not the socket."""
+
+    def tool(*args: Any, **kwargs: Any) -> Any:
+        reply = exchange(("tool", name, args, kwargs))
+        if isinstance(reply, TypeError):
+            raise TypeError(str(reply)) from None
+        if not isinstance(reply, dict):
+            raise RuntimeError(f"{name}(): the call could not be completed ({type(reply).__name__})")
         if reply.get("ok"):
             return reply.get("result")
         raise builtin_exception(str(reply.get("error_type")))(str(reply.get("message")))
@@ -108,9 +162,10 @@ def _syntax_error(exc: SyntaxError) -> dict[str, Any]:
     return {"type": "SyntaxError", "message": f"{exc.msg} (line {exc.lineno})", "traceback": text, "kind": "agent"}
 
 
-def run_block(code: str, namespace: dict[str, Any], *, tool_names: frozenset[str], output_cap: int, repr_cap: int) -> dict[str, Any]:
+def run_block(code: str, namespace: dict[str, Any], *, tool_names: frozenset[str], output_cap: int, repr_cap: int,
+              page: mmap.mmap | None = None) -> dict[str, Any]:  # fmt: skip
     """Run one block like a notebook cell: statements, then the repr of a final bare expression."""
-    writer = CappedWriter(output_cap)
+    writer = CappedWriter(output_cap, page)
     result: dict[str, Any] = {"value_repr": None, "error": None}
     try:
         tree = ast.parse(code, filename=BLOCK_FILENAME, mode="exec")
@@ -144,11 +199,17 @@ def run_block(code: str, namespace: dict[str, Any], *, tool_names: frozenset[str
     return result
 
 
-def worker_main(conn: Connection, tool_names: list[str], memory_mb: int, output_cap: int, repr_cap: int) -> None:
+def worker_main(conn: Connection, tool_names: list[str], memory_mb: int, output_cap: int, repr_cap: int,
+                output_fd: int | None = None) -> None:  # fmt: skip
     """Entry point of the worker process (started by the parent through a fork server)."""
     started = time.perf_counter()
+    page = None
+    if output_fd is not None:  # mapped before confinement closes the descriptor (and refuses new mappings)
+        page = mmap.mmap(output_fd, output_page_bytes(output_cap), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     confine(keep_fd=conn.fileno(), memory_mb=memory_mb)
-    tools = {name: _tool_proxy(conn, name) for name in tool_names}
+    channel = _tool_channel(conn)
+    next(channel)
+    tools = {name: _tool_proxy(channel.send, name) for name in tool_names}
     safe_builtins = agent_builtins()
     namespace: dict[str, Any] = {"__builtins__": safe_builtins, "__name__": "__main__", **tools}
     protocol.send(conn, {"op": "ready", "setup_s": time.perf_counter() - started})
@@ -159,13 +220,13 @@ def worker_main(conn: Connection, tool_names: list[str], memory_mb: int, output_
             break
         if message["op"] != "run" or not isinstance(message.get("code"), str):
             break
+        channel.send(("run", message.get("nonce")))
         # a block may have rebound a tool or cleared its globals: the proxies and the guarded
         # builtins come back every block (exec would otherwise supply the unguarded builtins)
         namespace.update(tools)
         namespace["__builtins__"] = safe_builtins
-        reply = run_block(message["code"], namespace, tool_names=frozenset(tools), output_cap=output_cap, repr_cap=repr_cap)
-        try:
-            protocol.send(conn, {"op": "done", "seq": message.get("seq"), **reply})
-        except (TypeError, ValueError, OSError):
+        reply = run_block(message["code"], namespace, tool_names=frozenset(tools), output_cap=output_cap, repr_cap=repr_cap, page=page)
+        del message
+        if channel.send(("done", reply)) is not None:
             break
     os._exit(0)

@@ -21,10 +21,12 @@ from .confinement import prepare
 from .protocol import CONTROL_FD_ENV
 
 
-
-
 def _spawn(control: socket.socket, request: dict) -> None:
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # the worker's shared output page: it mirrors what a block printed, so the parent can
+    # still report it when it has to kill the worker for a limit
+    page = os.memfd_create("runtime-semantics-output", os.MFD_CLOEXEC)
+    os.ftruncate(page, worker.output_page_bytes(request["output_cap"]))
     pid = os.fork()
     if pid == 0:  # the worker
         try:
@@ -32,12 +34,15 @@ def _spawn(control: socket.socket, request: dict) -> None:
             parent_end.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             conn = Connection(child_end.detach())
-            worker.worker_main(conn, request["tool_names"], request["memory_mb"], request["output_cap"], request["repr_cap"])
+            worker.worker_main(conn, request["tool_names"], request["memory_mb"], request["output_cap"], request["repr_cap"], page)
         finally:
             os._exit(1)
     child_end.close()
-    socket.send_fds(control, [json.dumps({"pid": pid}).encode() + b"\n"], [parent_end.fileno()])
-    parent_end.close()
+    try:
+        socket.send_fds(control, [json.dumps({"pid": pid}).encode() + b"\n"], [parent_end.fileno(), page])
+    finally:
+        parent_end.close()
+        os.close(page)
 
 
 def main() -> None:
