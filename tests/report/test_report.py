@@ -16,7 +16,7 @@ from runtime_semantics.errors import UserError
 from runtime_semantics.report.render import render
 from runtime_semantics.report.stage import report_dir, run_report_stage
 
-SECTIONS = ["## Main results", "### The paper's numbers beside ours", "## Errors and state use", "## Figures",
+SECTIONS = ["## Method", "## Differences from the paper", "## Main results", "### The paper's numbers beside ours", "## Errors and state use", "## Figures",
             "## Statistical tests", "### Equivalence of solution quality (TOST)", "## Claims check"]
 
 
@@ -37,6 +37,17 @@ def test_every_section_is_filled(report):
     claims = [line for line in text.splitlines() if re.match(r"\| [1-4] \| [1-4]-", line)]
     assert len(claims) == 14 and all("**inconclusive**" in line for line in claims)  # 4 episodes per cell: too few
     assert "| 3 | 3-tokens | hard | 2.94 x (" in text
+
+
+def test_the_report_reads_on_its_own(report):
+    """Its method, and for every figure and table what it corresponds to in the paper; links into the repository resolve."""
+    text = (report / "results.md").read_text()
+    assert text.count("*In the paper:*") == 7 + 2  # every figure and both tables
+    repository = Path(__file__).resolve().parents[2]
+    links = re.findall(r"\]\((\.\./[^)#]+)", text)
+    assert "../../docs/paper.md" in links
+    for link in links:  # written to paper/smoke/results.md in a checkout
+        assert (repository / "paper" / "smoke" / link).resolve().is_file(), link
 
 
 def test_figures_sit_beside_the_report_and_every_link_resolves(report):

@@ -196,7 +196,7 @@ def score_vs_tokens(cells: Sequence[CellSummary]) -> Figure:
         _plain_log_axis(ax.xaxis)
         ax.set_title(f"{difficulty} tasks")
         ax.set_xlabel("Mean total tokens per episode (log scale)")
-        ax.set_ylabel("Score (% of optimal, 95% CI)")
+    axes[0][0].set_ylabel("Score (% of optimal, 95% CI)")  # the panels share this axis
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0.14, 1, 1))

@@ -33,12 +33,26 @@ METRIC_FORMATS = {
 UNIT_DIGITS = {"%": 1, "points": 1, "x": 2, "names/step": 2}
 FIGURE_CAPTIONS = {
     "score_by_condition": "Mean score (% of optimal) per condition, with 95% bootstrap intervals.",
-    "score_vs_tokens": "Score against total tokens (log scale), one point per condition: the paper's main figure.",
+    "score_vs_tokens": "Score against total tokens (log scale), one point per condition.",
     "tokens_by_condition": "Total tokens per episode by condition (log scale); boxes show quartiles, dots episodes.",
     "missing_variable_rate_by_condition": "Share of episodes with a missing-variable error, with 95% Wilson intervals.",
     "error_types_by_condition": "Failing turns per episode by error type (format errors are turns without one code block).",
     "steps_distribution": "Steps (assistant turns) per episode by condition.",
     "training_loss_curves": "Training and validation loss of the two fine-tuning runs.",
+}
+# What each figure and table corresponds to in the paper (its tables and figures: docs/paper.md#tables-and-figures).
+FIGURE_IN_PAPER = {
+    "score_by_condition": "the score column of the paper's main table, with its 95% interval (the paper has no such figure)",
+    "score_vs_tokens": "the paper's main figure (score against total tokens, log scale, one point per condition)",
+    "tokens_by_condition": "the tokens column of the paper's main table (means; here the whole distribution)",
+    "missing_variable_rate_by_condition": "claim 2's rate, given in the paper's text (about 80% of persistent → stateless episodes, almost none elsewhere)",
+    "error_types_by_condition": "none; the paper records errors by type per episode but its summaries give no breakdown",
+    "steps_distribution": "the steps column of the paper's main table (means; here the whole distribution)",
+    "training_loss_curves": "none; the paper's summaries give no loss curves",
+}
+TABLE_IN_PAPER = {
+    "main": "the paper's main table (score %, solved, steps, tokens, time, score per 1k tokens)",
+    "errors": "the missing-variable rate of the paper's claim 2 and its behavioural diagnostics (state utilization)",
 }
 
 
@@ -76,11 +90,11 @@ def build_context(
         },
         "settings": record.settings.model_dump(),
         "tables": {
-            t.name: {"caption": t.caption, "md": (tables_dir / f"{t.name}.md").read_text(encoding="utf-8"),
+            t.name: {"caption": t.caption, "in_paper": TABLE_IN_PAPER[t.name], "md": (tables_dir / f"{t.name}.md").read_text(encoding="utf-8"),
                      "tex": (tables_dir / f"{t.name}.tex").read_text(encoding="utf-8")}
             for t in TABLES
         },
-        "figures": [{"name": name, "caption": FIGURE_CAPTIONS[name], "png": f"figures/{name}.png", "pdf": f"figures/{name}.pdf"}
+        "figures": [{"name": name, "caption": FIGURE_CAPTIONS[name], "in_paper": FIGURE_IN_PAPER[name], "png": f"figures/{name}.png", "pdf": f"figures/{name}.pdf"}
                     for name in record.figures],
         "loss_curves_missing": "training_loss_curves" not in record.figures,
         "paper_vs_ours": _paper_vs_ours(reference, record),
