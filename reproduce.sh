@@ -104,8 +104,9 @@ targets_of() {  # the DVC targets of one stage for the profile
   esac
 }
 
-# Rough durations, printed before a long stage that is about to run; "measured" means on the
-# project's 2-core machine. Replace an estimate when a measurement comes in.
+# Rough durations, printed before a long stage that is about to run, rounded from the measured
+# times in docs/timings.md (the one record of stage times; "measured" means on the project's
+# 2-core machine). Update that file first when a measurement comes in, then these.
 estimate_of() {
   case "$profile/$1" in
     smoke/evaluate) echo "about 30 s (measured: 12 cells x 4 episodes on 2 cores)" ;;
