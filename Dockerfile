@@ -5,7 +5,7 @@
 #   docker run --gpus all --rm -it -v "$PWD:/app" runtime-semantics          # = ./reproduce.sh
 #   docker run --gpus all --rm -it -v "$PWD:/app" -p 127.0.0.1:5000:5000 runtime-semantics ui --host 0.0.0.0
 # The host needs an NVIDIA driver for CUDA 13.0 (580 or newer) and the NVIDIA Container Toolkit.
-# README.md, "Docker", has the rest (volumes, the model cache, the CPU fallback).
+# docs/docker.md has the rest (volumes, the model cache, the CPU fallback).
 
 # ---- build stage: compilers and CUDA headers, for FlashAttention ----
 FROM nvidia/cuda:13.0.2-cudnn-devel-ubuntu24.04 AS build
@@ -73,7 +73,7 @@ ENV RUNTIME_SEMANTICS_VENV=/opt/venv \
     PYTHONUNBUFFERED=1
 USER 1000:1000
 # Outputs live in artifacts/ (and paper/): mount a checkout at /app, or a volume at /app/artifacts,
-# to keep them; the model cache is /hf-cache (README, "Docker"). No VOLUME line on purpose: it would
+# to keep them; the model cache is /hf-cache (docs/docker.md). No VOLUME line on purpose: it would
 # put an anonymous volume over the artifacts/ of a checkout mounted at /app.
 EXPOSE 5000
 ENTRYPOINT ["./reproduce.sh"]
