@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import UserError
 from ..files import atomic_write_text
-from ..params import Settings
 from .generator import iter_set
 from .io import write_tasks
 from .stats import task_set_stats
+
+if TYPE_CHECKING:  # params imports every stage's settings; this stage's code needs none of them
+    from ..params import Settings
 
 log = logging.getLogger(__name__)
 
