@@ -455,3 +455,20 @@ def test_the_parent_memory_stays_bounded_under_floods(fake_runtime):
         assert peak < 12 * protocol.MAX_MESSAGE_BYTES, f"{name}: peak {peak / 2**20:.0f} MiB"
         _check(fake_runtime, worker, result)
         _next_block_is_clean(fake_runtime)
+
+
+def test_run_never_raises_even_when_the_parent_side_fails(fake_runtime, monkeypatch):
+    """A bug on the parent's side (here: a failing tool-result encoder) ends the block as an
+    infrastructure error and replaces the worker; it never propagates out of run()."""
+    worker = fake_runtime._worker
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("parent-side bug")
+
+    monkeypatch.setattr(protocol, "frame", broken)
+    worker.play([("read",), ("msg", TOOL, "current"), ("stall", 0.5)])
+    result = fake_runtime.run("block")
+    assert result.error.kind == "infrastructure" and "parent-side bug" in result.error.message
+    assert fake_runtime._worker is not worker and worker.killed
+    monkeypatch.undo()
+    _next_block_is_clean(fake_runtime)

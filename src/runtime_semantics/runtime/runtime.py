@@ -323,7 +323,10 @@ class Runtime:
         result.duration_s = time.perf_counter() - started
         restarted = result.error is not None and result.error.kind != "agent"
         if restarted or not self.persistent:
-            self._replace_worker()
+            try:
+                self._replace_worker()
+            except WorkerStartError as exc:  # the next block reports it (its worker is gone); this one ran
+                log.warning("could not start the next sandbox worker: %s", exc)
             result.worker_restarted = restarted
             result.state_lost = restarted and self.persistent
         return result
@@ -346,11 +349,12 @@ class Runtime:
         return None
 
     def _replace_worker(self) -> None:
-        old, self._worker = self._worker, self._spare or self._new_worker()
-        self._spare = None if self.persistent else self._new_worker()
-        if old is not None:
+        old = self._worker
+        if old is not None:  # first, so that no worker is left behind if a new one fails to start
             old.kill()
             old.release_page()
+        self._worker = self._spare or self._new_worker()
+        self._spare = None if self.persistent else self._new_worker()
 
     def _execute(self, worker: _Worker, code: str) -> StepResult:
         calls: list[ToolCallInfo] = []
