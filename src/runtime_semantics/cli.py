@@ -21,6 +21,7 @@ from rich.table import Table
 from .errors import UserError
 from .files import atomic_write_text
 from .params import DEFAULT_PARAMS_PATH, PROFILES, load_settings
+from .progress import configure_logging, stage_log_file
 from .tracking import numeric_metrics
 
 app = typer.Typer(
@@ -66,7 +67,12 @@ def _check_runtime(runtime: str) -> None:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.DEBUG if verbose else logging.INFO)  # also progress lines where no bar is seen (progress.py)
+
+
+def _stage_log(artifacts: Path, profile: str, name: str) -> Any:
+    """The stage's log lines, progress included, also in <artifacts>/<profile>/logs/<name>.log (appended)."""
+    return stage_log_file(artifacts / profile / "logs" / f"{name}.log")
 
 
 @tasks_app.command("generate")
@@ -152,20 +158,21 @@ def traces_generate(
         if dry_run:
             print(_first_request_dry_run(stages, runtime, artifacts / profile / "tasks" / "train.jsonl"))
             return
-        if stages.traces.teacher == "published":  # the authors' teacher traces, imported instead of generated
-            from .published.teacher_import import run_published_teacher
+        with _stage_log(artifacts, profile, f"traces-{runtime}"):
+            if stages.traces.teacher == "published":  # the authors' teacher traces, imported instead of generated
+                from .published.teacher_import import run_published_teacher
 
-            summary = run_published_teacher(params=stages.traces, runtime=runtime, out_dir=out_dir, tokenizer=stages.student.tokenizer)
-        else:
-            summary = run_traces_stage(
-                tasks_file=artifacts / profile / "tasks" / "train.jsonl",
-                out_dir=out_dir,
-                runtime=runtime,
-                params=stages.traces,
-                agent=stages.agent,
-                limits=stages.runtime,
-                tokenizer=stages.student.tokenizer,
-            )
+                summary = run_published_teacher(params=stages.traces, runtime=runtime, out_dir=out_dir, tokenizer=stages.student.tokenizer)
+            else:
+                summary = run_traces_stage(
+                    tasks_file=artifacts / profile / "tasks" / "train.jsonl",
+                    out_dir=out_dir,
+                    runtime=runtime,
+                    params=stages.traces,
+                    agent=stages.agent,
+                    limits=stages.runtime,
+                    tokenizer=stages.student.tokenizer,
+                )
     run_params = {"runtime": runtime, "teacher": stages.traces.teacher, "keep": stages.traces.keep, "tokenizer": stages.student.tokenizer,
                   "prompt_style": stages.agent.prompt_style.value, "tasks": stages.tasks.train.n}
     with tracked_run(root=Path.cwd(), profile=profile, stage="traces", run_name=f"traces-{runtime}", params=run_params,
@@ -199,7 +206,8 @@ def base_build(
     with _user_errors():
         settings = load_settings(profile, params)
         base = settings.stages.base
-        summary = run_base_stage(base, settings.task_family.easy, artifacts / profile / "base")
+        with _stage_log(artifacts, profile, "base"):
+            summary = run_base_stage(base, settings.task_family.easy, artifacts / profile / "base")
     run_params = {"kind": base.kind, "model": base.model, "vocab_size": base.vocab_size}
     if base.architecture is not None and base.pretraining is not None:
         run_params |= base.architecture.model_dump() | {f"pretraining.{k}": v for k, v in base.pretraining.model_dump().items()}
@@ -250,8 +258,9 @@ def train_run(
         out_dir = artifacts / profile / "train" / runtime
         base_model_source(settings.stages.base, artifacts / profile / "base")  # fail before opening a run
         kept_examples(artifacts / profile / "traces" / runtime)
-        with tracked_run(root=Path.cwd(), profile=profile, stage="train", run_name=f"train-{runtime}", params=run_params,
-                         tags={"dvc_stage": f"train@{profile}-{runtime}"}) as mlflow:
+        with _stage_log(artifacts, profile, f"train-{runtime}"), tracked_run(
+                root=Path.cwd(), profile=profile, stage="train", run_name=f"train-{runtime}", params=run_params,
+                tags={"dvc_stage": f"train@{profile}-{runtime}"}) as mlflow:
             summary = run_train_stage(
                 params=train, base=settings.stages.base, base_dir=artifacts / profile / "base",
                 traces_dir=artifacts / profile / "traces" / runtime, out_dir=out_dir,
@@ -294,7 +303,8 @@ def evaluate(
         run_params = {"engine": stages.evaluate.engine, "episodes_per_cell": stages.evaluate.episodes_per_cell,
                       "concurrent_episodes": stages.evaluate.concurrent_episodes, "base": inputs.base_model(),
                       "cells": ",".join(c.id for c in cells)} | {f"decoding.{k}": v for k, v in stages.evaluate.decoding.model_dump().items()}
-        with tracked_run(root=Path.cwd(), profile=profile, stage="evaluate", run_name="evaluate", params=run_params) as mlflow:
+        with _stage_log(artifacts, profile, "evaluate"), tracked_run(
+                root=Path.cwd(), profile=profile, stage="evaluate", run_name="evaluate", params=run_params) as mlflow:
             inputs.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(inputs.out_dir / PARENT_RUN_ID_FILE, mlflow.active_run().info.run_id + "\n")
 

@@ -8,8 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,7 +16,6 @@ from .errors import UserError, describe_validation_error
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
-PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -67,11 +65,3 @@ def read_json_model(path: Path, model: type[Model], what: str, hint: str = "") -
         return model.model_validate(data)
     except ValidationError as exc:
         raise UserError(f"{path}: {describe_validation_error(exc)}{hint}") from None
-
-
-def digest_package_code(digest: Any, packages: Iterable[str]) -> None:
-    """Feed the code and prompt templates of some of our sub-packages into a stage fingerprint."""
-    for package in packages:
-        for path in sorted((PACKAGE_ROOT / package).rglob("*")):
-            if path.suffix in {".py", ".j2"}:
-                digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode() + path.read_bytes())

@@ -22,8 +22,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import UserError
-from ..files import atomic_write_text, digest_package_code, prepare_resumable_dir
+from ..code_closure import digest_code
+from ..files import atomic_write_text, prepare_resumable_dir
 from ..policies.base import Policy, PolicyError
+from ..progress import ProgressLog
 from ..policies.scripted import Variety
 from ..policies.settings import EndpointSettings
 from ..runtime import RuntimeLimits
@@ -37,7 +39,6 @@ from .trace import read_trace, trace_path, write_trace
 
 log = logging.getLogger(__name__)
 RuntimeName = Literal["persistent", "stateless"]
-_TRACE_SHAPING_CODE = ("agent", "policies", "runtime", "tasks")
 
 
 class TraceJob(BaseModel):
@@ -102,7 +103,7 @@ def fingerprint(job: TraceJob, tasks_file: Path) -> str:
     """Hash of the settings and the code that decide a trace's content."""
     digest = hashlib.sha256(job.model_dump_json(exclude={"out_dir"}).encode())
     digest.update(tasks_file.read_bytes())
-    digest_package_code(digest, _TRACE_SHAPING_CODE)
+    digest_code(digest, __name__)  # this module's import closure and templates: the code a trace comes from
     return digest.hexdigest()
 
 
@@ -155,10 +156,12 @@ def run_traces_stage(
             ProcessPoolExecutor(max_workers=min(params.workers, len(todo)), initializer=_init_worker, initargs=(job,)) as pool,
         ):
             bar = progress.add_task("episodes", total=len(tasks), completed=len(tasks) - len(todo))
+            lines = ProgressLog(f"traces {runtime}", len(tasks), done=len(tasks) - len(todo), unit="episodes")
             futures = {pool.submit(_run_one, task): task.task_id for task in todo}
             for future in as_completed(futures):
                 metrics[futures[future]] = EpisodeMetrics.model_validate(future.result())
                 progress.advance(bar)
+                lines.update()
     ordered = [metrics[t.task_id] for t in tasks]
     kept = [m.episode_id for m in ordered if keep_trace(m, params)]
     atomic_write_text(out_dir / "kept.json", json.dumps(kept, indent=0) + "\n")

@@ -32,8 +32,10 @@ from ..agent.runner import run_rolling
 from ..agent.settings import AgentSettings
 from ..agent.tokens import TokenCounter
 from ..errors import UserError
-from ..files import atomic_write_text, digest_package_code, prepare_resumable_dir
+from ..code_closure import digest_code
+from ..files import atomic_write_text, prepare_resumable_dir
 from ..policies.base import Policy, PolicyError
+from ..progress import ProgressLog
 from ..runtime import RuntimeLimits
 from ..tasks import TaskInstance, read_tasks
 from ..training.base_model import BaseParams
@@ -42,7 +44,6 @@ from .results import Cell, EpisodeResult, cell_dir, read_result, result_path, wr
 from .settings import EvaluateParams
 
 log = logging.getLogger(__name__)
-_RESULT_SHAPING_CODE = ("agent", "policies", "runtime", "tasks", "evaluation")
 TRAINED_ON = {"base": None, "trained-persistent": "persistent", "trained-stateless": "stateless"}
 
 
@@ -104,7 +105,7 @@ def cell_fingerprint(inputs: EvaluationInputs, cell: Cell, tasks: Sequence[TaskI
     adapter = inputs.adapter(cell.model)
     if adapter is not None:
         _digest_files(digest, adapter)
-    digest_package_code(digest, _RESULT_SHAPING_CODE)
+    digest_code(digest, __name__)  # this module's import closure and templates: the code a result comes from
     return digest.hexdigest()
 
 
@@ -162,6 +163,7 @@ def run_cells(
     with _progress() as progress:
         overall = progress.add_task("all cells", total=sum(len(t) for _, t, _ in plans), completed=sum(len(d) for _, _, d in plans))
         bars = {cell.id: progress.add_task(cell.id, total=len(tasks), completed=len(done)) for cell, tasks, done in plans}
+        lines = ProgressLog("evaluate", sum(len(t) for _, t, _ in plans), done=sum(len(d) for _, _, d in plans), unit="episodes")
         for model in dict.fromkeys(cell.model for cell, _, _ in plans):
             model_plans = [p for p in plans if p[0].model == model]
             for cell, tasks, done in model_plans:
@@ -172,7 +174,7 @@ def run_cells(
             policy = _open_policy(make_policy, model)
             try:
                 _run_model(inputs, model_plans, policy, counter, close_cell,
-                           lambda cell: (progress.advance(bars[cell.id]), progress.advance(overall)))
+                           lambda cell: (progress.advance(bars[cell.id]), progress.advance(overall), lines.update(cell=cell.id)))
             finally:
                 policy.close()
     return {cell.id: summaries[cell.id] for cell, _, _ in plans}
