@@ -348,7 +348,7 @@ def _next_block_is_clean(rt: FakeRuntime) -> None:
 
 
 CASES = {"count": 0, "seconds": 0.0}
-PARTS = 5  # hypothesis runs of FUZZ_CASES / PARTS each: its per-case cost grows with a run's length
+PARTS = 10  # hypothesis runs of FUZZ_CASES / PARTS each: its per-case cost grows with a run's length
 
 
 @pytest.mark.parametrize("part", range(PARTS))
