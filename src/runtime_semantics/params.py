@@ -25,16 +25,13 @@ from .tasks.settings import TaskFamily
 from .training.base_model import BaseParams
 from .training.settings import TrainParams
 from .evaluation.settings import EvaluateParams
+from .section import Section
 
 PROFILES = ("smoke", "mini", "paper")
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TaskSetSpec(_Section):
+class TaskSetSpec(Section):
     """One generated task set."""
 
     difficulty: Literal["easy", "hard"]
@@ -42,7 +39,7 @@ class TaskSetSpec(_Section):
     seed: int = Field(ge=0, description="base seed; instance seeds are derived from it")
 
 
-class TasksParams(_Section):
+class TasksParams(Section):
     """The `tasks` stage: which sets to generate."""
 
     train: TaskSetSpec = Field(description="instances the teacher solves to make training traces")
@@ -57,13 +54,13 @@ class TasksParams(_Section):
         return {"train": self.train, "eval_easy": self.eval_easy, "eval_hard": self.eval_hard}
 
 
-class StudentParams(_Section):
+class StudentParams(Section):
     """The model being fine-tuned; its tokenizer counts every message of every trace."""
 
     tokenizer: str = Field(description="builtin:qwen3 (offline Qwen3 tokenizer), a local folder, or a Hub id")
 
 
-class ProfileParams(_Section):
+class ProfileParams(Section):
     """Everything one profile runs with, one field per pipeline stage or shared component."""
 
     tasks: TasksParams
@@ -77,7 +74,7 @@ class ProfileParams(_Section):
     analysis: AnalysisParams
 
 
-class ParamsFile(_Section):
+class ParamsFile(Section):
     """The whole params.yaml."""
 
     task_family: TaskFamily

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..runtime import RuntimeLimits
+from ..section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PublishedRepo(_Section):
+class PublishedRepo(Section):
     """One Hugging Face dataset repository."""
 
     id: str = Field(description="owner/name")
     revision: str | None = Field(description="a commit hash pins the data; null takes the newest")
 
 
-class PublishedRepos(_Section):
+class PublishedRepos(Section):
     """The three gated dataset repositories (docs/paper.md#published-data)."""
 
     tasks: PublishedRepo = Field(description="the 200 evaluation tasks")
@@ -28,7 +25,7 @@ class PublishedRepos(_Section):
     benchmarks: PublishedRepo = Field(description="the 1,200 Qwen3-8B evaluation traces")
 
 
-class PublishedParams(_Section):
+class PublishedParams(Section):
     """`published`: where the authors' data comes from and how it is imported and replayed."""
 
     repos: PublishedRepos

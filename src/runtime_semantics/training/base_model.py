@@ -29,12 +29,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import UserError
 from ..files import atomic_write_text
+from ..section import Section
 from ..tasks import DifficultySettings, iter_set
 from .copy_documents import copy_documents
 from .tiny_tokenizer import stdlib_sources, train_tokenizer
@@ -42,11 +43,7 @@ from .tiny_tokenizer import stdlib_sources, train_tokenizer
 log = logging.getLogger(__name__)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TinyArchitecture(_Section):
+class TinyArchitecture(Section):
     """Qwen3Config sizes of the tiny model."""
 
     hidden_size: int = Field(ge=8)
@@ -58,7 +55,7 @@ class TinyArchitecture(_Section):
     max_position_embeddings: int = Field(ge=128)
 
 
-class Pretraining(_Section):
+class Pretraining(Section):
     """A short causal-LM pretraining on packed text."""
 
     steps: int = Field(ge=1)
@@ -74,7 +71,7 @@ class Pretraining(_Section):
     copy_documents: int = Field(0, ge=0, description="chats asking to copy given numbers, ids and records into code (copy_documents.py)")
 
 
-class BaseParams(_Section):
+class BaseParams(Section):
     """`<profile>.base`: which model the conditions start from."""
 
     kind: Literal["tiny", "hub"]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ..section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class QuantizationSettings(_Section):
+class QuantizationSettings(Section):
     """How the frozen base weights are held during training (QLoRA: 4-bit NF4)."""
 
     load_in_4bit: bool = Field(description="bitsandbytes 4-bit base weights; false trains plain LoRA on full-precision weights")
@@ -20,7 +18,7 @@ class QuantizationSettings(_Section):
     compute_dtype: Literal["bfloat16", "float16", "float32"] = Field("bfloat16", description="dtype of the matmuls")
 
 
-class LoraSettings(_Section):
+class LoraSettings(Section):
     """The low-rank adapters trained on top of the frozen base."""
 
     r: int = Field(ge=1, description="rank (paper: 64)")
@@ -33,7 +31,7 @@ class LoraSettings(_Section):
     )
 
 
-class TrainParams(_Section):
+class TrainParams(Section):
     """One fine-tuning run per runtime's traces, same settings for both conditions."""
 
     quantization: QuantizationSettings
