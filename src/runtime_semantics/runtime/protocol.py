@@ -28,6 +28,12 @@ MAX_CONTAINERS = 100_000  # '[' and '{' bytes in one message (bounds the parsed 
 CONTROL_FD_ENV = "RUNTIME_SEMANTICS_ZYGOTE_FD"  # which inherited descriptor is the fork server's control socket
 _HEADER = struct.Struct("!i")
 _READ_CHUNK = 65536
+OUTPUT_HEADER = struct.Struct("<II")  # the worker's shared output page: bytes kept, characters dropped, then UTF-8 text
+
+
+def output_page_bytes(output_cap: int) -> int:
+    """Size of a worker's shared output page for a cap of `output_cap` characters (4 UTF-8 bytes each at most)."""
+    return OUTPUT_HEADER.size + 4 * output_cap
 
 
 class ProtocolError(Exception):

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from . import protocol
 from .limits import RuntimeLimits
 from .results import ErrorInfo, StepResult, ToolCallInfo
-from .worker import OUTPUT_HEADER, output_page_bytes
+from .protocol import OUTPUT_HEADER, output_page_bytes
 
 log = logging.getLogger(__name__)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -152,7 +152,7 @@ class _Worker:
         self.pid = 0
         self._pidfd: int | None = None
         self.channel: protocol.Channel | None = None
-        self.page: mmap.mmap | None = None  # the worker's output mirror (read-only here)
+        self.page: mmap.mmap | None = None  # the worker's output mirror (the parent clears it before each block)
         self._page_bytes = output_page_bytes(limits.max_output_chars)
         self.ready = False
         self.start_s = 0.0

@@ -18,7 +18,6 @@ import builtins
 import io
 import mmap
 import os
-import struct
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -26,16 +25,11 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from . import protocol
+from .protocol import OUTPUT_HEADER, output_page_bytes
 from .confinement import agent_builtins, confine
 
 BLOCK_FILENAME = "<agent-block>"
 _NOT_RERAISED = {"SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseException"}
-OUTPUT_HEADER = struct.Struct("<II")  # the shared output page: bytes kept, characters dropped, then the UTF-8 text
-
-
-def output_page_bytes(output_cap: int) -> int:
-    """Size of the shared output page for a cap of `output_cap` characters (4 UTF-8 bytes each at most)."""
-    return OUTPUT_HEADER.size + 4 * output_cap
 
 
 class CappedWriter(io.TextIOBase):

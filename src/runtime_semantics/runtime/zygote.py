@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 
 from . import worker  # noqa: F401 - imported before any fork, so workers start warm
 from .confinement import prepare
-from .protocol import CONTROL_FD_ENV
+from .protocol import CONTROL_FD_ENV, output_page_bytes
 
 
 def _spawn(control: socket.socket, request: dict) -> None:
@@ -26,7 +26,7 @@ def _spawn(control: socket.socket, request: dict) -> None:
     # the worker's shared output page: it mirrors what a block printed, so the parent can
     # still report it when it has to kill the worker for a limit
     page = os.memfd_create("runtime-semantics-output", os.MFD_CLOEXEC)
-    os.ftruncate(page, worker.output_page_bytes(request["output_cap"]))
+    os.ftruncate(page, output_page_bytes(request["output_cap"]))
     pid = os.fork()
     if pid == 0:  # the worker
         try:
