@@ -47,3 +47,21 @@ def test_output_before_a_memory_error_comes_back_with_the_error(runtime):
 def test_a_stop_with_nothing_printed_reports_no_output(runtime):
     result = runtime.run("while True:\n    pass")
     assert result.error.type == "TimeoutError" and result.stdout == "" and not result.output_cut_short
+
+
+def test_a_tool_result_beyond_the_message_bounds_is_refused_not_fatal():
+    def nested():
+        value: list = []
+        for _ in range(100):
+            value = [value]
+        return value
+
+    with Runtime(persistent=True, tools={"nested": nested, "flat": lambda: [[1], {"a": "[[[["}]}, limits=LIMITS) as rt:
+        result = rt.run("try:\n    nested()\nexcept ValueError as exc:\n    print(exc)\nflat()")
+        assert result.error is None and "nested deeper" in result.stdout and result.value_repr == "[[1], {'a': '[[[['}]"
+
+
+def test_printed_brackets_do_not_count_as_nesting():
+    with Runtime(persistent=True, tools={}, limits=LIMITS.model_copy(update={"max_output_chars": 300_000})) as rt:
+        result = rt.run("print('[' * 250_000)")
+        assert result.error is None and result.stdout == "[" * 250_000 + "\n"

@@ -15,6 +15,7 @@ trusts its parent, uses a plain Connection; the parent uses `Channel`.
 from __future__ import annotations
 
 import json
+import re
 import select
 import socket
 import struct
@@ -24,16 +25,30 @@ from typing import Any
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # one message, either direction
 MAX_DEPTH = 32  # nesting of arrays and objects in one message
-MAX_CONTAINERS = 100_000  # '[' and '{' bytes in one message (bounds the parsed size: ~100 bytes each at most)
+MAX_CONTAINERS = 100_000  # arrays and objects in one message (bounds the parsed size: ~100 bytes each at most)
 CONTROL_FD_ENV = "RUNTIME_SEMANTICS_ZYGOTE_FD"  # which inherited descriptor is the fork server's control socket
 _HEADER = struct.Struct("!i")
 _READ_CHUNK = 65536
 OUTPUT_HEADER = struct.Struct("<II")  # the worker's shared output page: bytes kept, characters dropped, then UTF-8 text
 
 
+_MAX_OUTPUT_PAGE = 1 << 20  # what a block printed before a stop is mirrored up to this many bytes
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
 def output_page_bytes(output_cap: int) -> int:
     """Size of a worker's shared output page for a cap of `output_cap` characters (4 UTF-8 bytes each at most)."""
-    return OUTPUT_HEADER.size + 4 * output_cap
+    return OUTPUT_HEADER.size + min(4 * output_cap, _MAX_OUTPUT_PAGE)
+
+
+def _containers(raw: bytes) -> int:
+    """Arrays and objects in a JSON text: '[' and '{' outside strings (counted in C; strings
+    are only stripped when the plain count is over the limit)."""
+    count = raw.count(b"[") + raw.count(b"{")
+    if count > MAX_CONTAINERS:
+        stripped = _STRINGS.sub(b"", raw)
+        count = stripped.count(b"[") + stripped.count(b"{")
+    return count
 
 
 class ProtocolError(Exception):
@@ -65,7 +80,7 @@ def decode(raw: bytes) -> dict[str, Any]:
     """Parse one message body, trusting nothing in it; raises ProtocolError, never anything else."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(raw):,} bytes, over the limit of {MAX_MESSAGE_BYTES:,}")
-    containers = raw.count(b"[") + raw.count(b"{")
+    containers = _containers(raw)
     if containers > MAX_CONTAINERS:
         raise ProtocolError(f"message with {containers:,} arrays or objects, over the limit of {MAX_CONTAINERS:,}")
     try:

@@ -428,6 +428,11 @@ class Runtime:
                 body = protocol.encode({"op": "tool_result", "nonce": nonce, "ok": True, "result": result})
                 if len(body) > protocol.MAX_MESSAGE_BYTES:
                     raise ValueError(f"the tool's result is {len(body):,} bytes, over the limit of {protocol.MAX_MESSAGE_BYTES:,}")
+                if body.count(b"[") + body.count(b"{") > protocol.MAX_DEPTH:  # the worker parses within the same bounds
+                    try:
+                        protocol.decode(body)
+                    except protocol.ProtocolError as exc:
+                        raise ValueError(f"the tool's result cannot be sent: {exc}") from None
                 calls.append(ToolCallInfo(name=name, args=args, kwargs=kwargs, result=result, latency_s=time.perf_counter() - started))
                 return protocol.frame(body)
             except Exception as exc:  # noqa: BLE001 - the tool's refusal goes back to the agent
