@@ -152,6 +152,12 @@ fi
 resume_hint="./reproduce.sh --profile $profile"
 echo "Plan: ${#plan_targets[@]} DVC stage(s):"
 for t in "${plan_targets[@]}"; do echo "  dvc repro --single-item ${force[*]:+${force[*]} }$t"; done
+if [[ " ${plan_stages[*]} " == *" train "* ]]; then
+  # the train stage's processes come from params.yaml (<profile>.train.processes); DVC runs scripts/run-stage,
+  # which starts more than one under accelerate launch (configs/accelerate/ddp.yaml; docs/scaling.md)
+  echo "Train stage launched as (scripts/run-stage, from $profile.train.processes in params.yaml):"
+  echo "  $(python -m runtime_semantics.training.train_stage command train run --profile "$profile" --runtime persistent 2>&1)"
+fi
 if [[ $dry_run -eq 1 ]]; then
   # `dvc repro --dry` stops at the first stage whose inputs do not exist yet; status does not
   echo "What changed since the last run (dvc status):"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..section import Section
 
@@ -38,8 +38,18 @@ class TrainParams(Section):
     lora: LoraSettings
     max_length: int = Field(ge=64, description="tokens per packed sequence (paper: 16384)")
     packing: bool = Field(description="pack several examples into one sequence; attention and positions restart per example")
-    micro_batch_size: int = Field(ge=1, description="sequences per forward pass (paper: 1)")
-    gradient_accumulation_steps: int = Field(ge=1, description="micro-batches per optimizer step (paper: 16)")
+    micro_batch_size: int = Field(ge=1, description="sequences per forward pass and device (paper: 1)")
+    gradient_accumulation_steps: int = Field(
+        ge=1, description="micro-batches per optimizer step in one process (paper: 16); global batch = micro_batch_size x this"
+    )
+    processes: int = Field(
+        1, ge=1,
+        description="data-parallel training processes (`accelerate launch --num_processes`, one device each; 1: plain python). "
+        "The global batch stays micro_batch_size x gradient_accumulation_steps: the accumulation is divided by this",
+    )
+    accelerate_config: str = Field(
+        "configs/accelerate/ddp.yaml", description="the accelerate config `scripts/run-stage train` launches with when processes > 1"
+    )
     epochs: float = Field(gt=0, description="passes over the training examples (paper: 3)")
     learning_rate: float = Field(gt=0, description="AdamW peak learning rate (paper: 1e-4)")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
@@ -55,3 +65,31 @@ class TrainParams(Section):
     logging_steps: int = Field(1, ge=1, description="optimizer steps between loss logs")
     eval_steps: int = Field(ge=1, description="optimizer steps between validation-loss evaluations")
     save_steps: int = Field(ge=1, description="optimizer steps between resumable checkpoints")
+
+    @model_validator(mode="after")
+    def _global_batch_splits(self) -> TrainParams:
+        per_process_batch(self, self.processes)  # raises ValueError when the global batch cannot be split evenly
+        return self
+
+    @property
+    def global_batch(self) -> int:
+        """Sequences per optimizer step, whatever the number of processes."""
+        return self.micro_batch_size * self.gradient_accumulation_steps
+
+
+def per_process_batch(params: TrainParams, processes: int) -> tuple[int, int]:
+    """(micro-batch per device, accumulation steps) for `processes` data-parallel processes, so that
+    micro-batch x accumulation x processes equals the global batch (micro_batch_size x
+    gradient_accumulation_steps). The micro-batch is the largest that fits both the global batch
+    and micro_batch_size (memory); with 1 process it is exactly (micro_batch_size, gradient_accumulation_steps)."""
+    if processes == 1:
+        return params.micro_batch_size, params.gradient_accumulation_steps
+    total = params.micro_batch_size * params.gradient_accumulation_steps
+    if total % processes:
+        raise ValueError(
+            f"train.processes={processes} does not divide the global batch micro_batch_size x gradient_accumulation_steps = "
+            f"{params.micro_batch_size} x {params.gradient_accumulation_steps} = {total}"
+        )
+    per_process = total // processes
+    micro = max(d for d in range(1, min(params.micro_batch_size, per_process) + 1) if per_process % d == 0)
+    return micro, per_process // micro

@@ -10,6 +10,16 @@ continues from the last complete one (a checkpoint is complete once its trainer_
 exists: transformers writes that file last). The folder is stamped with a fingerprint of
 settings, data and code; anything else starts afresh. On success the adapter and tokenizer
 are saved to `<out>/adapter`, the summary to `<out>/summary.json`, and checkpoints removed.
+
+Data-parallel (`train.processes` > 1, docs/scaling.md): `scripts/run-stage train ...` runs
+`python -m runtime_semantics.training.train_stage launch train run ...`, which starts
+`accelerate launch` (configs/accelerate/ddp.yaml: torchrun, DDP; gloo on the CPU, NCCL on GPUs)
+with one process per device, each holding its own (4-bit) copy of the base. The global batch
+stays micro_batch_size x gradient_accumulation_steps: each process accumulates
+1/processes of it (settings.per_process_batch). Only the main process writes: the training
+data, checkpoints (transformers; every rank adds its RNG state), the adapter, summary.json
+and the MLflow run (the `worker` entry gives the other ranks a run that logs nothing). With
+one process none of this applies: the same command as before, computing exactly what it did.
 """
 
 from __future__ import annotations
@@ -17,25 +27,51 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import resource
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..code_closure import digest_code
 from ..errors import UserError
 from ..files import atomic_write_text, prepare_resumable_dir
-from ..progress import trainer_progress_callback
 from ..tokenizer import CHAT_TEMPLATE_PATH
 from .base_model import BaseParams
-from .settings import TrainParams
+from .settings import TrainParams, per_process_batch
 from .sft_data import kept_examples, split_examples, write_examples
 
 log = logging.getLogger(__name__)
+_PACKAGE = Path(__file__).resolve().parent.parent
+_TRAINING_CODE = ("training/train_stage.py", "training/sft_data.py", "chat_template.jinja")
 
 LogHook = Callable[[dict[str, float], int], None]
+ACCELERATE_ENTRY = "runtime_semantics.training.train_stage"  # the module `accelerate launch -m` runs on every rank
+
+
+def world_size() -> int:
+    """Processes of this run: WORLD_SIZE as torchrun / accelerate launch set it, else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def process_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _barrier() -> None:
+    """Wait for every process (nothing to wait for with one)."""
+    if world_size() > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
 
 
 def base_model_source(base: BaseParams, base_dir: Path) -> str:
@@ -56,7 +92,8 @@ def stage_fingerprint(params: TrainParams, base_source: str, base_dir: Path, exa
     if summary.exists():
         digest.update(summary.read_bytes())
     digest.update(json.dumps(examples, sort_keys=True).encode())
-    digest_code(digest, __name__)  # this module's import closure and the chat template
+    for relative in _TRAINING_CODE:
+        digest.update((_PACKAGE / relative).read_bytes())
     return digest.hexdigest()
 
 
@@ -103,7 +140,7 @@ def load_base_for_training(source: str, params: TrainParams) -> Any:
             load_in_4bit=True, bnb_4bit_quant_type=quant.quant_type, bnb_4bit_use_double_quant=quant.double_quant,
             bnb_4bit_compute_dtype=dtype, bnb_4bit_quant_storage=dtype,
         )
-    device_map = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+    device_map = {"": _local_rank()} if torch.cuda.is_available() else {"": "cpu"}  # one copy per process, on its own GPU
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source, quantization_config=quantization_config, dtype=dtype, attn_implementation=params.attn_implementation,
@@ -149,20 +186,27 @@ def count_over_length(tokenizer: Any, examples: list[dict[str, Any]], max_length
     return sum(len(tokenizer.apply_chat_template(e["messages"], tokenize=True, return_dict=True)["input_ids"]) > max_length for e in examples)
 
 
-def sft_config(params: TrainParams, out_dir: Path, has_validation: bool) -> Any:
+def sft_config(params: TrainParams, out_dir: Path, has_validation: bool, processes: int = 1) -> Any:
+    """TRL's settings; with `processes` > 1 each process takes its share of the global batch
+    (micro-batch x accumulation x processes = micro_batch_size x gradient_accumulation_steps)."""
     import torch
     from trl import SFTConfig
 
     on_gpu = torch.cuda.is_available()
+    micro_batch, accumulation = per_process_batch(params, processes)
+    distributed: dict[str, Any] = {}
+    if processes > 1:
+        # every LoRA parameter gets a gradient each step; the loss is normalised by the tokens of all processes
+        distributed = {"ddp_find_unused_parameters": False, "average_tokens_across_devices": True}
     return SFTConfig(
         output_dir=str(out_dir / "checkpoints"),
         max_length=params.max_length,
         packing=params.packing,
         padding_free=params.packing,
         assistant_only_loss=True,
-        per_device_train_batch_size=params.micro_batch_size,
-        per_device_eval_batch_size=params.micro_batch_size,
-        gradient_accumulation_steps=params.gradient_accumulation_steps,
+        per_device_train_batch_size=micro_batch,
+        per_device_eval_batch_size=micro_batch,
+        gradient_accumulation_steps=accumulation,
         num_train_epochs=params.epochs,
         learning_rate=params.learning_rate,
         lr_scheduler_type=params.lr_scheduler,
@@ -187,6 +231,7 @@ def sft_config(params: TrainParams, out_dir: Path, has_validation: bool) -> Any:
         disable_tqdm=False,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
+        **distributed,
     )
 
 
@@ -214,9 +259,18 @@ def run_train_stage(
     if not examples:
         raise UserError(f"{Path(traces_dir) / 'kept.json'}: no kept traces to train on (see traces.keep in params.yaml)")
     train, validation = split_examples(examples, validation_fraction=params.validation_fraction, seed=params.seed)
-    resumed = prepare_resumable_dir(out_dir, stage_fingerprint(params, source, base_dir, examples))
-    write_examples(out_dir / "data" / "train.jsonl", train)
-    write_examples(out_dir / "data" / "validation.jsonl", validation)
+    processes = world_size()
+    if processes > 1:
+        _join_process_group(params, processes)
+    main_process = process_rank() == 0
+    if main_process:  # the other processes wait until the folder is ready, then only read it
+        resumed = prepare_resumable_dir(out_dir, stage_fingerprint(params, source, base_dir, examples))
+        write_examples(out_dir / "data" / "train.jsonl", train)
+        write_examples(out_dir / "data" / "validation.jsonl", validation)
+        checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resumed else None
+    _barrier()
+    if not main_process:  # the main process kept or cleared the folder and removed half-written checkpoints
+        checkpoint = last_complete_checkpoint(out_dir / "checkpoints")
 
     tokenizer = load_tokenizer_with_template(source)
     model = load_base_for_training(source, params)
@@ -243,11 +297,10 @@ def run_train_stage(
         log.warning("%d of %d examples are longer than train.max_length=%d tokens and will be truncated",
                     over_length, len(train) + len(validation), params.max_length)
     trainer = trainer_class()(
-        model=model, args=sft_config(params, out_dir, bool(validation)), train_dataset=as_dataset(train),
+        model=model, args=sft_config(params, out_dir, bool(validation), processes), train_dataset=as_dataset(train),
         eval_dataset=as_dataset(validation) if validation else None, processing_class=tokenizer, peft_config=lora,
-        callbacks=[_ForwardLogs(), trainer_progress_callback()],  # progress lines where no bar is seen
+        callbacks=[_ForwardLogs()],
     )
-    checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resumed else None
     if checkpoint is not None:
         log.info("resuming from %s", checkpoint)
     tokens_at_start = _tokens_seen_at(checkpoint) if checkpoint else 0  # read now: rotation deletes the checkpoint
@@ -259,8 +312,11 @@ def run_train_stage(
         trainer.evaluate()  # the final adapter's validation loss, whatever eval_steps was
 
     adapter_dir = out_dir / "adapter"
-    trainer.model.save_pretrained(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
+    if main_process:
+        trainer.model.save_pretrained(str(adapter_dir))
+        tokenizer.save_pretrained(str(adapter_dir))
+        if processes > 1:
+            log.info("process %d: adapter saved to %s", process_rank(), adapter_dir)
     history = trainer.state.log_history
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
     summary: dict[str, Any] = {
@@ -275,6 +331,8 @@ def run_train_stage(
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "resumed_from": checkpoint.name if checkpoint else None,
+        "processes": processes,
+        "global_batch": params.global_batch,
         "train_seconds": elapsed,
         "tokens_trained": tokens_trained,
         "tokens_per_second": tokens_trained / elapsed if elapsed > 0 else 0.0,
@@ -283,10 +341,134 @@ def run_train_stage(
         **_peak_memory_mib(),
         "log_history": history,
     }
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
-    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    if main_process:
+        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    _barrier()
     return summary
 
 
 def _tokens_seen_at(checkpoint: Path) -> int:
     return int(json.loads((checkpoint / "trainer_state.json").read_text()).get("num_input_tokens_seen", 0))
+
+
+def _join_process_group(params: TrainParams, processes: int) -> None:
+    """Join the process group (gloo on the CPU, NCCL on GPUs) before any file is touched."""
+    import torch
+    from accelerate import PartialState
+
+    try:
+        per_process_batch(params, processes)
+    except ValueError as error:
+        raise UserError(f"{error} (train.processes in params.yaml, or accelerate launch --num_processes)") from None
+    if processes != params.processes:
+        log.warning("%d processes launched but train.processes is %d: the global batch is kept either way", processes, params.processes)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    log.info("process %d of %d (%s, %s, device %s)", state.process_index, state.num_processes, state.distributed_type, state.backend,
+             state.device)
+
+
+# Launching: scripts/run-stage train ... -> `launch` -> plain python, or accelerate launch -> `worker` on every rank.
+
+
+def _option(argv: list[str], names: tuple[str, ...], default: str) -> str:
+    for i, arg in enumerate(argv):
+        if arg in names and i + 1 < len(argv):
+            return argv[i + 1]
+        for name in names:
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return default
+
+
+def _profile_train(params_path: Path, profile: str) -> TrainParams:
+    """`<profile>.train` of the params file; the CLI itself validates the whole file (params.py)."""
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        section = yaml.safe_load(params_path.read_text(encoding="utf-8"))[profile]["train"]
+        return TrainParams.model_validate(section)
+    except (OSError, KeyError, TypeError, yaml.YAMLError, ValidationError) as error:
+        raise UserError(f"{params_path}: no valid {profile}.train section ({str(error).splitlines()[0]})") from None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def launch_command(argv: list[str]) -> list[str]:
+    """The command that runs `python -m runtime_semantics <argv>` (a `train run ...` command line) with
+    the profile's `train.processes`: that command itself for 1, under `accelerate launch` otherwise."""
+    profile = _option(argv, ("--profile", "-p"), "mini")  # the CLI's defaults
+    params_path = Path(_option(argv, ("--params",), "params.yaml"))
+    plain = [sys.executable, "-m", "runtime_semantics", *argv]
+    if argv[:2] != ["train", "run"] or "--help" in argv:
+        return plain
+    train = _profile_train(params_path, profile)
+    if train.processes == 1:
+        return plain
+    config = Path(train.accelerate_config)
+    if not config.is_file():
+        raise UserError(f"{config}: no such accelerate config ({profile}.train.accelerate_config in {params_path})")
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--num_processes", str(train.processes),
+        "--main_process_port", str(_free_port()), "-m", ACCELERATE_ENTRY, "worker", *argv,
+    ]
+
+
+class _RunThatLogsNothing:
+    """What the MLflow run is on the processes other than the main one: every call does nothing."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def _no_tracked_run(**_: Any) -> Any:
+    from contextlib import nullcontext
+
+    return nullcontext(_RunThatLogsNothing())
+
+
+def _worker(argv: list[str]) -> None:
+    """One rank under `accelerate launch`: the CLI's command as it is; only the main process opens the
+    MLflow run and prints the summary."""
+    from .. import cli  # the command line (an entry point, not the stage's code)
+
+    if process_rank() != 0:
+        # the train command imports tracked_run from the tracking module when it runs
+        tracking = sys.modules[cli.__name__.rsplit(".", 1)[0] + ".tracking"]
+        tracking.tracked_run = _no_tracked_run  # type: ignore[attr-defined]
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    cli.app(args=argv, prog_name="runtime-semantics")
+
+
+def main(argv: list[str]) -> int:
+    """launch ARGS: run `runtime_semantics ARGS` in train.processes processes; command ARGS: print that
+    command; worker ARGS: one rank of it (what accelerate launch runs)."""
+    if not argv or argv[0] not in ("launch", "command", "worker"):
+        print("usage: python -m runtime_semantics.training.train_stage launch|command|worker train run [--profile P] ...",
+              file=sys.stderr)
+        return 2
+    if argv[0] == "worker":
+        _worker(argv[1:])
+        return 0
+    try:
+        command = launch_command(argv[1:])
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if argv[0] == "command":
+        print(subprocess.list2cmdline(command))
+        return 0
+    if "accelerate.commands.launch" in command:
+        print(f"train: {command[command.index('--num_processes') + 1]} processes: {subprocess.list2cmdline(command)}", file=sys.stderr,
+              flush=True)
+    os.execv(command[0], command)
+    return 0  # not reached: execv replaces this process
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
