@@ -28,6 +28,11 @@ class VllmSettings(BaseModel):
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     startup_timeout_s: float = Field(900, gt=0, description="loading an 8B model can take minutes")
     max_lora_rank: int = Field(64, ge=1, description="at least train.lora.r")
+    # Several GPUs (docs/scaling.md): tensor parallelism splits every layer over GPUs (one copy of the
+    # weights, more memory for the KV cache); data parallelism runs whole copies side by side (needs
+    # the model to fit one GPU, multiplies throughput). vLLM uses tensor x data GPUs.
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one copy of the model is split over (vllm serve --tensor-parallel-size)")
+    data_parallel_size: int = Field(1, ge=1, description="copies of the model, each on its own GPUs (vllm serve --data-parallel-size)")
 
 
 class EvaluateParams(BaseModel):

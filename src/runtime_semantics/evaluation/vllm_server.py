@@ -58,6 +58,7 @@ def serve_command(base_model: str, adapters: Mapping[str, Path | None], params: 
         "--served-model-name", BASE_NAME, "--host", "127.0.0.1", "--port", str(params.vllm.port),
         "--max-model-len", str(context_limit), "--max-num-seqs", str(params.vllm.max_num_seqs),
         "--gpu-memory-utilization", str(params.vllm.gpu_memory_utilization), "--dtype", "bfloat16", "--seed", "0",
+        "--tensor-parallel-size", str(params.vllm.tensor_parallel_size), "--data-parallel-size", str(params.vllm.data_parallel_size),
     ]
     modules = [f"{name}={path}" for name, path in adapters.items() if path is not None]
     if modules:
