@@ -120,12 +120,13 @@ class _Zygote:
         with self._lock:
             while ticket.pid is None:
                 data, fds, _, _ = socket.recv_fds(self.control, 4096, 2)
-                if not data or len(fds) != 2:
+                if not data or not fds:
                     for fd in fds:
                         os.close(fd)
                     raise WorkerStartError("the fork server stopped before handing over a worker")
                 waiting = self._pending.popleft()
-                waiting.pid, waiting.sock, waiting.page_fd = json.loads(data)["pid"], socket.socket(fileno=fds[0]), fds[1]
+                waiting.pid, waiting.sock = json.loads(data)["pid"], socket.socket(fileno=fds[0])
+                waiting.page_fd = fds[1] if len(fds) > 1 else None  # the output page, when the server could make one
 
 
 class _Ticket:
@@ -171,13 +172,14 @@ class _Worker:
                 self._pidfd = os.pidfd_open(self.pid)
             except OSError:
                 self._pidfd = None  # gone already, or no pidfd support: fall back to the pid
-            assert ticket.sock is not None and ticket.page_fd is not None
-            try:
-                self.page = mmap.mmap(ticket.page_fd, self._page_bytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-            except (OSError, ValueError):
-                self.page = None  # no partial output for this worker; everything else works
-            finally:
-                os.close(ticket.page_fd)
+            assert ticket.sock is not None
+            if ticket.page_fd is not None:
+                try:
+                    self.page = mmap.mmap(ticket.page_fd, self._page_bytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                except (OSError, ValueError):
+                    self.page = None  # no partial output for this worker; everything else works
+                finally:
+                    os.close(ticket.page_fd)
             self.channel = protocol.Channel(ticket.sock)
         return self.channel
 

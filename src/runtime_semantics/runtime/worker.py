@@ -199,7 +199,10 @@ def worker_main(conn: Connection, tool_names: list[str], memory_mb: int, output_
     started = time.perf_counter()
     page = None
     if output_fd is not None:  # mapped before confinement closes the descriptor (and refuses new mappings)
-        page = mmap.mmap(output_fd, output_page_bytes(output_cap), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        try:
+            page = mmap.mmap(output_fd, output_page_bytes(output_cap), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, ValueError):
+            page = None
     confine(keep_fd=conn.fileno(), memory_mb=memory_mb)
     channel = _tool_channel(conn)
     next(channel)

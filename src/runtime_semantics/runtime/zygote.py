@@ -25,8 +25,14 @@ def _spawn(control: socket.socket, request: dict) -> None:
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     # the worker's shared output page: it mirrors what a block printed, so the parent can
     # still report it when it has to kill the worker for a limit
-    page = os.memfd_create("runtime-semantics-output", os.MFD_CLOEXEC)
-    os.ftruncate(page, output_page_bytes(request["output_cap"]))
+    page: int | None = None
+    try:
+        page = os.memfd_create("runtime-semantics-output", os.MFD_CLOEXEC)
+        os.ftruncate(page, output_page_bytes(request["output_cap"]))
+    except OSError:  # no memfd here: the worker runs without the page (no output after a stop)
+        if page is not None:
+            os.close(page)
+        page = None
     pid = os.fork()
     if pid == 0:  # the worker
         try:
@@ -39,10 +45,11 @@ def _spawn(control: socket.socket, request: dict) -> None:
             os._exit(1)
     child_end.close()
     try:
-        socket.send_fds(control, [json.dumps({"pid": pid}).encode() + b"\n"], [parent_end.fileno(), page])
+        socket.send_fds(control, [json.dumps({"pid": pid}).encode() + b"\n"], [parent_end.fileno()] + ([page] if page is not None else []))
     finally:
         parent_end.close()
-        os.close(page)
+        if page is not None:
+            os.close(page)
 
 
 def main() -> None:
