@@ -39,7 +39,7 @@ FUZZ_CASES = int(os.environ.get("PROTOCOL_FUZZ_CASES", "10000"))
 LIMITS = RuntimeLimits(wall_timeout_s=5, cpu_time_s=60, max_output_chars=500, max_tool_calls_per_block=3)
 HEADER = struct.Struct("!i")
 DONE_FIELDS = {"op", "nonce", "stdout", "output_truncated", "value_repr", "error", "global_names"}
-TIME_PER_BLOCK_S = 3.0  # far above what a block takes; a hang would hit it
+TIME_PER_BLOCK_S = LIMITS.wall_timeout_s + 1  # a block takes about a millisecond; a hang would hit this
 
 
 def frame(body: bytes) -> bytes:
@@ -68,7 +68,7 @@ class FakeWorker:
 
     def __init__(self) -> None:
         parent_end, self.peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.peer.settimeout(2.0)
+        self.peer.settimeout(10.0)
         self.channel = protocol.Channel(parent_end)
         self.pid = os.getpid()
         self.killed = False
@@ -420,7 +420,7 @@ def test_a_stalled_partial_frame_ends_at_the_wall_clock_limit():
         worker.play([("read",), ("partial", b'{"op": "done"', 1000), ("stall", 1.0)])
         started = time.monotonic()
         result = rt.run("block")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3
         assert result.error.type == "TimeoutError" and result.state_lost
         worker.peer.close()
 
@@ -433,7 +433,7 @@ def test_a_worker_that_stops_reading_cannot_block_the_parent():
         worker.play([("read",), ("msg", {"op": "tool", "name": "big", "args": [], "kwargs": {}}, "current"), ("stall", 1.5)])  # never reads the reply
         started = time.monotonic()
         result = rt.run("block")
-        assert time.monotonic() - started < 2 and result.error.type == "TimeoutError"
+        assert time.monotonic() - started < 4 and result.error.type == "TimeoutError"
 
 
 def test_the_parent_memory_stays_bounded_under_floods(fake_runtime):
