@@ -38,16 +38,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..code_closure import digest_code
 from ..errors import UserError
 from ..files import atomic_write_text, prepare_resumable_dir
+from ..progress import trainer_progress_callback
 from ..tokenizer import CHAT_TEMPLATE_PATH
 from .base_model import BaseParams
 from .settings import TrainParams, per_process_batch
 from .sft_data import kept_examples, split_examples, write_examples
 
 log = logging.getLogger(__name__)
-_PACKAGE = Path(__file__).resolve().parent.parent
-_TRAINING_CODE = ("training/train_stage.py", "training/sft_data.py", "chat_template.jinja")
 
 LogHook = Callable[[dict[str, float], int], None]
 ACCELERATE_ENTRY = "runtime_semantics.training.train_stage"  # the module `accelerate launch -m` runs on every rank
@@ -92,8 +92,7 @@ def stage_fingerprint(params: TrainParams, base_source: str, base_dir: Path, exa
     if summary.exists():
         digest.update(summary.read_bytes())
     digest.update(json.dumps(examples, sort_keys=True).encode())
-    for relative in _TRAINING_CODE:
-        digest.update((_PACKAGE / relative).read_bytes())
+    digest_code(digest, __name__)  # this module's import closure and the chat template
     return digest.hexdigest()
 
 
@@ -299,7 +298,7 @@ def run_train_stage(
     trainer = trainer_class()(
         model=model, args=sft_config(params, out_dir, bool(validation), processes), train_dataset=as_dataset(train),
         eval_dataset=as_dataset(validation) if validation else None, processing_class=tokenizer, peft_config=lora,
-        callbacks=[_ForwardLogs()],
+        callbacks=[_ForwardLogs(), trainer_progress_callback()],  # progress lines where no bar is seen
     )
     if checkpoint is not None:
         log.info("resuming from %s", checkpoint)
