@@ -35,6 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import UserError
 from ..files import atomic_write_text
+from ..progress import ProgressLog
 from ..section import Section
 from ..tasks import DifficultySettings, iter_set
 from .copy_documents import copy_documents
@@ -186,6 +187,7 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
     started = time.perf_counter()
     model.train()
     batches = _packed_batches(stream, pre)
+    lines = ProgressLog("base pretraining", pre.steps, unit="steps")
     with Progress(
         TextColumn("base pretraining"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
@@ -201,9 +203,7 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
             optimizer.zero_grad()
             losses.append(loss.item())
             progress.update(bar, advance=1, loss=f"{losses[-1]:.3f}")
-            if len(losses) % 50 == 0:  # also in the log (reproduce.sh's log file), not only on the terminal
-                log.info("base pretraining step %d/%d: loss %.3f (%.0f tokens/s)", len(losses), pre.steps, losses[-1],
-                         len(losses) * pre.batch_size * pre.seq_len / (time.perf_counter() - started))
+            lines.update(len(losses), loss=f"{losses[-1]:.3f}")  # where no bar is seen (a log file), once a minute
     elapsed = time.perf_counter() - started
     model.save_pretrained(str(tokenizer_dir))
     summary = {
