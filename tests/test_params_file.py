@@ -122,6 +122,51 @@ def test_dvc_reads_the_same_values_as_params_py():
     assert ruamel.YAML(typ="safe").load(text) == yaml.safe_load(text)
 
 
+def test_every_reuse_is_a_merge_that_shares_no_mapping():
+    """`<<: *name` only, never a bare `*name`, and what a merge brings in holds no mapping the
+    profile does not write itself: then `dvc exp run -S mini.analysis.seed=1` (or any one key)
+    writes that key into that profile only, instead of editing a mapping other profiles share."""
+    root = yaml.compose(PARAMS.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    seen: set[int] = set()
+    bare, shared_mappings = [], []
+
+    def walk(node, path):
+        own = {key.value for key, _ in node.value if key.value != "<<"}
+        for key, child in node.value:
+            where = ".".join((*path, key.value))
+            if key.value == "<<" and isinstance(child, yaml.MappingNode):
+                shared_mappings.extend(f"{'.'.join(path)}.{k.value}" for k, v in child.value
+                                       if isinstance(v, yaml.MappingNode) and k.value not in own)  # fmt: skip
+            if id(child) in seen:
+                if key.value != "<<":
+                    bare.append(where)
+                continue
+            seen.add(id(child))
+            if isinstance(child, yaml.MappingNode):
+                walk(child, path if key.value == "<<" else (*path, key.value))
+
+    walk(root, ())
+    assert not bare, f"reuse these with `<<: *name` (a bare alias shares one mapping between sections): {bare}"
+    assert not shared_mappings, f"write these mappings in the merging section itself: {shared_mappings}"
+
+
+@pytest.mark.parametrize("override", ["mini.analysis.seed=7", "smoke.train.seed=7", "paper.student.tokenizer=x", "mini.tasks.eval_hard.seed=7"])
+def test_a_dvc_set_param_changes_only_the_key_it_names(tmp_path, override):
+    hydra = pytest.importorskip("dvc.utils.hydra")  # what `dvc exp run -S` runs on params.yaml
+    path = tmp_path / "params.yaml"
+    path.write_text(PARAMS.read_text(encoding="utf-8"), encoding="utf-8")
+    hydra.apply_overrides(str(path), [override])
+    key, _, value = override.partition("=")
+    expected = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    expected = yaml.safe_load(yaml.safe_dump(expected))  # no shared objects
+    *parents, leaf = key.split(".")
+    node = expected
+    for part in parents:
+        node = node[part]
+    node[leaf] = yaml.safe_load(value)
+    assert yaml.safe_load(path.read_text(encoding="utf-8")) == expected
+
+
 def test_comments_say_what_a_setting_is_not_what_pilots_measured():
     comments = [line.partition("#")[2] for line in PARAMS.read_text(encoding="utf-8").splitlines() if "#" in line]
     pilot_results = [c for c in comments if re.search(r"tokens/s|held-out loss|side by side|overfit probe,|\d(\.\d+)?x the ", c)]
