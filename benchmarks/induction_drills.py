@@ -1,0 +1,92 @@
+"""Does a model copy from its context at all, and does training on repeated random tokens teach it?
+
+    .venv/bin/python benchmarks/induction_drills.py [--model models/mini-base] [--steps 20000]
+        [--lr 1e-3] [--seq-len 128] [--batch 4] [--every 200] [--save DIR]
+
+The probe: 8 sequences of 30 random tokens, each followed by the same 30 tokens; greedy
+next-token accuracy over the second copy (29 predictions each). A model that can copy (an
+induction circuit: "A B ... A -> B") scores near 1; one that cannot scores 0, whatever its
+loss on ordinary text. Copying numbers and ids from a prompt or a tool result into code needs
+exactly this circuit, so a base that scores 0 here cannot read its task.
+
+With --steps, the model is trained on drills (runs of 5-30 random tokens, each repeated once;
+the loss counts only the repeats) and probed every --every steps. Aoyama et al. (2025,
+"Predicting the Formation of Induction Heads") fit the token count at which such circuits form
+as about 10^5.7 x sqrt(batch x seq_len), so small batches of short sequences need the fewest
+tokens (batch 4 x 128: about 11M tokens, 22k steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/mini-base")
+    parser.add_argument("--steps", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--every", type=int, default=200)
+    parser.add_argument("--save", help="write the trained model here")
+    args = parser.parse_args()
+    tokenizer = AutoTokenizer.from_pretrained(args.model, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(args.model, local_files_only=True)
+    torch.manual_seed(0)
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    special = set(tokenizer.all_special_ids)
+    vocab = [i for i in range(len(tokenizer)) if i not in special]
+    rng = random.Random(0)
+
+    def drill() -> tuple[list[int], list[int]]:
+        ids: list[int] = []
+        labels: list[int] = []
+        while len(ids) < args.seq_len:
+            n = rng.randint(5, 30)
+            run = [rng.choice(vocab) for _ in range(n)]
+            ids += run + run + [eos]
+            labels += [-100] * n + run + [eos]
+        return ids[: args.seq_len], labels[: args.seq_len]
+
+    def probe() -> float:
+        probe_rng = random.Random(7)
+        right = total = 0
+        model.eval()
+        for _ in range(8):
+            run = [probe_rng.choice(vocab) for _ in range(30)]
+            x = torch.tensor([run + run])
+            with torch.no_grad():
+                predicted = model(input_ids=x).logits[0, 30:59].argmax(-1)
+            right += (predicted == x[0, 31:60]).sum().item()
+            total += 29
+        model.train()
+        return right / total
+
+    print(f"step 0: copy accuracy {probe():.2f}", flush=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    started = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        pairs = [drill() for _ in range(args.batch)]
+        x = torch.tensor([p[0] for p in pairs])
+        y = torch.tensor([p[1] for p in pairs])
+        loss = model(input_ids=x, labels=y, use_cache=False).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        if step % args.every == 0 or step == args.steps:
+            print(f"step {step}: loss {loss.item():.3f}, copy accuracy {probe():.2f}, "
+                  f"{step * args.batch * args.seq_len / 1e6:.2f}M tokens, {time.perf_counter() - started:.0f} s", flush=True)
+    if args.save:
+        model.save_pretrained(args.save)
+        tokenizer.save_pretrained(args.save)
+
+
+if __name__ == "__main__":
+    main()
