@@ -18,6 +18,43 @@ TINY_BASE = {
 }
 
 
+# train-stage params of a tiny 4-bit QLoRA run (smoke profile shape)
+TINY_TRAIN = {
+    "quantization": {"load_in_4bit": True, "quant_type": "nf4", "double_quant": True, "compute_dtype": "bfloat16"},
+    "lora": {"r": 4, "alpha": 8, "dropout": 0.05, "target_modules": ["q_proj", "v_proj", "down_proj"]},
+    "max_length": 3500, "packing": True, "micro_batch_size": 1, "gradient_accumulation_steps": 1, "epochs": 1,
+    "learning_rate": 0.001, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "weight_decay": 0.01, "validation_fraction": 0.2,
+    "seed": 3407, "gradient_checkpointing": True, "attn_implementation": "sdpa", "logging_steps": 1, "eval_steps": 3,
+    "save_steps": 1,
+}
+
+
+def train_workspace(root: Path, tiny_base: Path, family, train: dict) -> Path:
+    """`root` with a params file whose smoke profile trains with `train`, the tiny base and 5 tasks' persistent traces."""
+    import shutil
+
+    import yaml
+
+    from runtime_semantics.agent.settings import AgentSettings, TracesParams
+    from runtime_semantics.agent.traces_stage import run_traces_stage
+    from runtime_semantics.runtime import RuntimeLimits
+    from runtime_semantics.tasks import iter_set, write_tasks
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["smoke"]["base"] = TINY_BASE
+    params["smoke"]["train"] = train
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    artifacts = root / "artifacts" / "smoke"
+    shutil.copytree(tiny_base, artifacts / "base")
+    write_tasks(root / "train.jsonl", iter_set(family.easy, split="train", difficulty="easy", base_seed=5, n=5))
+    run_traces_stage(
+        tasks_file=root / "train.jsonl", out_dir=artifacts / "traces" / "persistent", runtime="persistent",
+        params=TracesParams(teacher="scripted", keep="all", workers=1), agent=AgentSettings(),
+        limits=RuntimeLimits(wall_timeout_s=20), tokenizer="builtin:qwen3",
+    )
+    return root
+
+
 def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `python -m runtime_semantics ARGS` in a fresh process, as a user would."""
     full_env = {**os.environ, **(env or {})}

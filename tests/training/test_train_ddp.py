@@ -16,21 +16,12 @@ import time
 import pytest
 import yaml
 
-from helpers import REPO_ROOT, TINY_BASE
-from runtime_semantics.agent.settings import AgentSettings, TracesParams
-from runtime_semantics.agent.traces_stage import run_traces_stage
-from runtime_semantics.runtime import RuntimeLimits
-from runtime_semantics.tasks import iter_set, write_tasks
+from helpers import REPO_ROOT, TINY_TRAIN, train_workspace
 from runtime_semantics.training.train_stage import last_complete_checkpoint
 
 # global batch 2 sequences: 1 process accumulates 2 micro-batches, 2 processes 1 each
-DDP_TRAIN = {
-    "quantization": {"load_in_4bit": True, "quant_type": "nf4", "double_quant": True, "compute_dtype": "bfloat16"},
-    "lora": {"r": 4, "alpha": 8, "dropout": 0.05, "target_modules": ["q_proj", "v_proj", "down_proj"]},
-    "max_length": 3500, "packing": True, "micro_batch_size": 1, "gradient_accumulation_steps": 2, "epochs": 1,
-    "learning_rate": 0.001, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "weight_decay": 0.01, "validation_fraction": 0.2,
-    "seed": 3407, "gradient_checkpointing": True, "attn_implementation": "sdpa", "logging_steps": 1, "eval_steps": 100,
-    "save_steps": 1, "accelerate_config": str(REPO_ROOT / "configs" / "accelerate" / "ddp.yaml"),
+DDP_TRAIN = TINY_TRAIN | {
+    "gradient_accumulation_steps": 2, "eval_steps": 100, "accelerate_config": str(REPO_ROOT / "configs" / "accelerate" / "ddp.yaml"),
 }
 # per-step training loss and final validation loss, 2 processes against 1: the same sequences make each
 # optimizer step; what differs is the order of float reductions and each rank's own LoRA-dropout draws
@@ -40,20 +31,7 @@ OUT = ("artifacts", "smoke", "train", "persistent")
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, family, tiny_base):
-    root = tmp_path_factory.mktemp("train-ddp")
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["smoke"]["base"] = TINY_BASE
-    params["smoke"]["train"] = DDP_TRAIN | {"processes": 1}
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    artifacts = root / "artifacts" / "smoke"
-    shutil.copytree(tiny_base, artifacts / "base")
-    write_tasks(root / "train.jsonl", iter_set(family.easy, split="train", difficulty="easy", base_seed=5, n=5))
-    run_traces_stage(
-        tasks_file=root / "train.jsonl", out_dir=artifacts / "traces" / "persistent", runtime="persistent",
-        params=TracesParams(teacher="scripted", keep="all", workers=1), agent=AgentSettings(),
-        limits=RuntimeLimits(wall_timeout_s=20), tokenizer="builtin:qwen3",
-    )
-    return root
+    return train_workspace(tmp_path_factory.mktemp("train-ddp"), tiny_base, family, DDP_TRAIN | {"processes": 1})
 
 
 def _copy(workspace, name, processes):

@@ -14,40 +14,14 @@ import time
 import pytest
 import yaml
 
-from helpers import REPO_ROOT, TINY_BASE, run_cli
-from runtime_semantics.agent.settings import AgentSettings, TracesParams
-from runtime_semantics.agent.traces_stage import run_traces_stage
-from runtime_semantics.runtime import RuntimeLimits
-from runtime_semantics.tasks import iter_set, write_tasks
+from helpers import REPO_ROOT, TINY_TRAIN, run_cli, train_workspace
 from runtime_semantics.training.train_stage import last_complete_checkpoint
-
-TINY_TRAIN = {
-    "quantization": {"load_in_4bit": True, "quant_type": "nf4", "double_quant": True, "compute_dtype": "bfloat16"},
-    "lora": {"r": 4, "alpha": 8, "dropout": 0.05, "target_modules": ["q_proj", "v_proj", "down_proj"]},
-    "max_length": 3500, "packing": True, "micro_batch_size": 1, "gradient_accumulation_steps": 1, "epochs": 1,
-    "learning_rate": 0.001, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "weight_decay": 0.01, "validation_fraction": 0.2,
-    "seed": 3407, "gradient_checkpointing": True, "attn_implementation": "sdpa", "logging_steps": 1, "eval_steps": 3,
-    "save_steps": 1,
-}
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, family, tiny_base):
     """A params file with a tiny smoke profile, plus its base model and persistent traces."""
-    root = tmp_path_factory.mktemp("train")
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["smoke"]["base"] = TINY_BASE
-    params["smoke"]["train"] = TINY_TRAIN
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    artifacts = root / "artifacts" / "smoke"
-    shutil.copytree(tiny_base, artifacts / "base")
-    write_tasks(root / "train.jsonl", iter_set(family.easy, split="train", difficulty="easy", base_seed=5, n=5))
-    run_traces_stage(
-        tasks_file=root / "train.jsonl", out_dir=artifacts / "traces" / "persistent", runtime="persistent",
-        params=TracesParams(teacher="scripted", keep="all", workers=1), agent=AgentSettings(),
-        limits=RuntimeLimits(wall_timeout_s=20), tokenizer="builtin:qwen3",
-    )
-    return root
+    return train_workspace(tmp_path_factory.mktemp("train"), tiny_base, family, TINY_TRAIN)
 
 
 def _copy(workspace, name):
