@@ -95,6 +95,16 @@ def test_a_stage_logs_its_artifacts_into_the_store_from_the_root_and_from_anothe
     assert not (elsewhere / "mlruns").exists() and not (elsewhere / "artifacts").exists()
 
 
+def test_only_rank_0_of_a_multi_process_launch_opens_a_run(repo, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        with tracked_run(root=repo, profile="smoke", stage="train", run_name=f"rank-{rank}", params={"r": 4}) as mlflow:
+            mlflow.log_metrics({"loss": 1.0}, step=1)
+            mlflow.log_artifact(str(repo / "params.yaml"))
+    assert [run.info.run_name for run in runs(repo)] == ["rank-0"]
+
+
 def test_a_tracking_server_set_by_the_user_is_used_and_left_in_the_environment(tmp_path, monkeypatch):
     server = f"sqlite:///{tmp_path / 'server.db'}"  # stands for the user's server: MLflow decides where artifacts go
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)

@@ -269,12 +269,25 @@ def server_command(root: Path, host: str = "127.0.0.1", port: int = 5000) -> lis
     ]  # fmt: skip
 
 
+class _RunThatLogsNothing:
+    """What a rank other than 0 logs into: every mlflow call accepted and dropped."""
+
+    def __getattr__(self, _name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
 @contextmanager
 def tracked_run(
     *, root: Path, profile: str, stage: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None
 ) -> Iterator[Any]:
     """An MLflow run in experiment `runtime-semantics/<profile>`, tagged with stage, profile, git
-    revision and the DVC stage that runs it; yields the mlflow module for logging."""
+    revision and the DVC stage that runs it; yields the mlflow module for logging.
+
+    Under a multi-process launcher (`accelerate launch`, torchrun: RANK is set) only rank 0 opens
+    the run; the other ranks get an object whose logging calls do nothing, so one stage is one run."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield _RunThatLogsNothing()
+        return
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
