@@ -1,13 +1,17 @@
 """Can a model copy values from its context into code? The skill both runtimes' students need.
 
     .venv/bin/python benchmarks/copy_skill.py [MODEL_DIR] [--chats 24] [--train-steps N --every 100 --lr 1e-3]
+        [--drill-share 0.5 --drill-max-run 200]
 
 Greedy answers to held-out copy chats (training/copy_documents.py, a seed no pretraining
 used): half ask for constants stated in prose, half for records printed as JSON. A chat
 counts as copied when the first two code lines (constants) or the first three record lines
 equal the reference exactly. MODEL_DIR defaults to the shipped mini base. With
 --train-steps, the model is first trained further on copy chats only (another seed; batches
-of 8 x 512 tokens), measuring every --every steps: does more copy data alone teach it?
+of 8 x 512 tokens), measuring every --every steps: does more copy data alone teach it? With
+--drill-share, that share of the rows are drills instead (runs of 5 to --drill-max-run random
+tokens, each repeated once, as in benchmarks/induction_drills.py), so copying is practised at
+the distances a chat needs.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=0)
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--drill-share", type=float, default=0.0)
+    parser.add_argument("--drill-max-run", type=int, default=200)
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(args.model, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(args.model, local_files_only=True)
@@ -69,11 +75,26 @@ def main() -> None:
         stream += tokenizer(tokenizer.apply_chat_template(chat, tokenize=False), add_special_tokens=False)["input_ids"] + [eos]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     rng, seq_len, batch_size = random.Random(0), 512, 8
+    special = set(tokenizer.all_special_ids)
+    vocab = [i for i in range(len(tokenizer)) if i not in special]
+
+    def row() -> tuple[list[int], list[int]]:
+        if not args.drill_share or rng.random() >= args.drill_share:  # 0: the same draws as copy chats alone
+            start = rng.randrange(len(stream) - seq_len - 1)
+            return stream[start : start + seq_len], stream[start : start + seq_len]
+        ids: list[int] = []
+        labels: list[int] = []
+        while len(ids) < seq_len:
+            run = [rng.choice(vocab) for _ in range(rng.randint(5, args.drill_max_run))]
+            ids += run + run + [eos]
+            labels += [-100] * len(run) + run + [eos]
+        return ids[:seq_len], labels[:seq_len]
+
     started = time.perf_counter()
     for step in range(1, args.train_steps + 1):
-        starts = [rng.randrange(len(stream) - seq_len - 1) for _ in range(batch_size)]
-        batch = torch.tensor([stream[s : s + seq_len] for s in starts])
-        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+        rows = [row() for _ in range(batch_size)]
+        batch, labels = torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows])
+        loss = model(input_ids=batch, labels=labels, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -1,10 +1,10 @@
 """Does a model copy from its context at all, and does training on repeated random tokens teach it?
 
     .venv/bin/python benchmarks/induction_drills.py [--model models/mini-base] [--steps 20000]
-        [--lr 1e-3] [--seq-len 128] [--batch 4] [--every 200] [--save DIR]
+        [--lr 1e-3] [--seq-len 128] [--batch 4] [--every 200] [--probe-len 30] [--save DIR]
 
-The probe: 8 sequences of 30 random tokens, each followed by the same 30 tokens; greedy
-next-token accuracy over the second copy (29 predictions each). A model that can copy (an
+The probe: 8 sequences of 30 random tokens (--probe-len), each followed by the same tokens;
+greedy next-token accuracy over the second copy (29 predictions each, for 30). A model that can copy (an
 induction circuit: "A B ... A -> B") scores near 1; one that cannot scores 0, whatever its
 loss on ordinary text. Copying numbers and ids from a prompt or a tool result into code needs
 exactly this circuit, so a base that scores 0 here cannot read its task.
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--every", type=int, default=200)
+    parser.add_argument("--probe-len", type=int, default=30, help="random tokens per probe run (the copying distance)")
     parser.add_argument("--save", help="write the trained model here")
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(args.model, local_files_only=True)
@@ -58,13 +59,14 @@ def main() -> None:
         probe_rng = random.Random(7)
         right = total = 0
         model.eval()
+        n = args.probe_len
         for _ in range(8):
-            run = [probe_rng.choice(vocab) for _ in range(30)]
+            run = [probe_rng.choice(vocab) for _ in range(n)]
             x = torch.tensor([run + run])
             with torch.no_grad():
-                predicted = model(input_ids=x).logits[0, 30:59].argmax(-1)
-            right += (predicted == x[0, 31:60]).sum().item()
-            total += 29
+                predicted = model(input_ids=x).logits[0, n : 2 * n - 1].argmax(-1)
+            right += (predicted == x[0, n + 1 : 2 * n]).sum().item()
+            total += n - 1
         model.train()
         return right / total
 
