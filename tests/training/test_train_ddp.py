@@ -117,6 +117,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(one_process, tw
           f"{reference['tokens_per_second']:.0f} and {summary['tokens_per_second']:.0f}")
 
 
+@pytest.mark.slow  # about a minute more of 2-process training; CI runs it in its slow phase
 def test_a_killed_two_process_run_resumes_to_the_uninterrupted_result(workspace, two_processes):
     uninterrupted = two_processes[0]
     killed = _copy(workspace, "two-killed", 2)
