@@ -23,6 +23,7 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from induction_drills import drill, train_step  # benchmarks/ is on the path when a benchmark runs as a script
 from runtime_semantics.training.copy_documents import copy_documents
 
 HELD_OUT_SEED = 99_999
@@ -82,25 +83,13 @@ def main() -> None:
         if not args.drill_share or rng.random() >= args.drill_share:  # 0: the same draws as copy chats alone
             start = rng.randrange(len(stream) - seq_len - 1)
             return stream[start : start + seq_len], stream[start : start + seq_len]
-        ids: list[int] = []
-        labels: list[int] = []
-        while len(ids) < seq_len:
-            run = [rng.choice(vocab) for _ in range(rng.randint(5, args.drill_max_run))]
-            ids += run + run + [eos]
-            labels += [-100] * len(run) + run + [eos]
-        return ids[:seq_len], labels[:seq_len]
+        return drill(rng, vocab, eos, seq_len, args.drill_max_run)
 
     started = time.perf_counter()
     for step in range(1, args.train_steps + 1):
-        rows = [row() for _ in range(batch_size)]
-        batch, labels = torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows])
-        loss = model(input_ids=batch, labels=labels, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad()
+        loss = train_step(model, optimizer, [row() for _ in range(batch_size)])
         if step % args.every == 0 or step == args.train_steps:
-            report(step, measure(model, tokenizer, args.chats), f" (loss {loss.item():.3f}, {time.perf_counter() - started:.0f} s)")
+            report(step, measure(model, tokenizer, args.chats), f" (loss {loss:.3f}, {time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,28 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
+def drill(rng: random.Random, vocab: list[int], eos: int, seq_len: int, max_run: int = 30) -> tuple[list[int], list[int]]:
+    """One row of `seq_len` tokens: runs of 5 to `max_run` random tokens, each repeated once and
+    ended by `eos`; the labels count only the repeats (and the eos)."""
+    ids: list[int] = []
+    labels: list[int] = []
+    while len(ids) < seq_len:
+        run = [rng.choice(vocab) for _ in range(rng.randint(5, max_run))]
+        ids += run + run + [eos]
+        labels += [-100] * len(run) + run + [eos]
+    return ids[:seq_len], labels[:seq_len]
+
+
+def train_step(model, optimizer, rows: list[tuple[list[int], list[int]]]) -> float:
+    """One clipped AdamW step on (ids, labels) rows; returns the loss."""
+    loss = model(input_ids=torch.tensor([r[0] for r in rows]), labels=torch.tensor([r[1] for r in rows]), use_cache=False).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/mini-base")
@@ -44,16 +66,6 @@ def main() -> None:
     special = set(tokenizer.all_special_ids)
     vocab = [i for i in range(len(tokenizer)) if i not in special]
     rng = random.Random(0)
-
-    def drill() -> tuple[list[int], list[int]]:
-        ids: list[int] = []
-        labels: list[int] = []
-        while len(ids) < args.seq_len:
-            n = rng.randint(5, 30)
-            run = [rng.choice(vocab) for _ in range(n)]
-            ids += run + run + [eos]
-            labels += [-100] * n + run + [eos]
-        return ids[: args.seq_len], labels[: args.seq_len]
 
     def probe() -> float:
         probe_rng = random.Random(7)
@@ -74,16 +86,9 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     started = time.perf_counter()
     for step in range(1, args.steps + 1):
-        pairs = [drill() for _ in range(args.batch)]
-        x = torch.tensor([p[0] for p in pairs])
-        y = torch.tensor([p[1] for p in pairs])
-        loss = model(input_ids=x, labels=y, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad()
+        loss = train_step(model, optimizer, [drill(rng, vocab, eos, args.seq_len) for _ in range(args.batch)])
         if step % args.every == 0 or step == args.steps:
-            print(f"step {step}: loss {loss.item():.3f}, copy accuracy {probe():.2f}, "
+            print(f"step {step}: loss {loss:.3f}, copy accuracy {probe():.2f}, "
                   f"{step * args.batch * args.seq_len / 1e6:.2f}M tokens, {time.perf_counter() - started:.0f} s", flush=True)
     if args.save:
         model.save_pretrained(args.save)
