@@ -10,7 +10,7 @@ equal the reference exactly. MODEL_DIR defaults to the shipped mini base. With
 --train-steps, the model is first trained further on copy chats only (another seed; batches
 of 8 x 512 tokens), measuring every --every steps: does more copy data alone teach it? With
 --drill-share, that share of the rows are drills instead (runs of 5 to --drill-max-run random
-tokens, each repeated once, as in benchmarks/induction_drills.py), so copying is practised at
+tokens, each repeated once, training/drills.py), so copying is practised at
 the distances a chat needs.
 """
 
@@ -23,8 +23,9 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from induction_drills import drill, train_step  # benchmarks/ is on the path when a benchmark runs as a script
+from induction_drills import train_step  # benchmarks/ is on the path when a benchmark runs as a script
 from runtime_semantics.training.copy_documents import copy_documents
+from runtime_semantics.training.drills import back_to_back_row
 
 HELD_OUT_SEED = 99_999
 TRAINING_SEED = 4_242
@@ -83,7 +84,7 @@ def main() -> None:
         if not args.drill_share or rng.random() >= args.drill_share:  # 0: the same draws as copy chats alone
             start = rng.randrange(len(stream) - seq_len - 1)
             return stream[start : start + seq_len], stream[start : start + seq_len]
-        return drill(rng, vocab, eos, seq_len, args.drill_max_run)
+        return back_to_back_row(rng, vocab, eos, seq_len, args.drill_max_run)
 
     started = time.perf_counter()
     for step in range(1, args.train_steps + 1):

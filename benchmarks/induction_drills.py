@@ -9,8 +9,8 @@ induction circuit: "A B ... A -> B") scores near 1; one that cannot scores 0, wh
 loss on ordinary text. Copying numbers and ids from a prompt or a tool result into code needs
 exactly this circuit, so a base that scores 0 here cannot read its task.
 
-With --steps, the model is trained on drills (runs of 5-30 random tokens, each repeated once;
-the loss counts only the repeats) and probed every --every steps. Aoyama et al. (2025,
+With --steps, the model is trained on drills (training/drills.py: runs of 5-30 random tokens, each
+repeated once; the loss counts only the repeats) and probed every --every steps. Aoyama et al. (2025,
 "Predicting the Formation of Induction Heads") fit the token count at which such circuits form
 as about 10^5.7 x sqrt(batch x seq_len), so small batches of short sequences need the fewest
 tokens (batch 4 x 128: about 11M tokens, 22k steps).
@@ -25,17 +25,7 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
-def drill(rng: random.Random, vocab: list[int], eos: int, seq_len: int, max_run: int = 30) -> tuple[list[int], list[int]]:
-    """One row of `seq_len` tokens: runs of 5 to `max_run` random tokens, each repeated once and
-    ended by `eos`; the labels count only the repeats (and the eos)."""
-    ids: list[int] = []
-    labels: list[int] = []
-    while len(ids) < seq_len:
-        run = [rng.choice(vocab) for _ in range(rng.randint(5, max_run))]
-        ids += run + run + [eos]
-        labels += [-100] * len(run) + run + [eos]
-    return ids[:seq_len], labels[:seq_len]
+from runtime_semantics.training.drills import back_to_back_row
 
 
 def train_step(model, optimizer, rows: list[tuple[list[int], list[int]]]) -> float:
@@ -86,7 +76,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     started = time.perf_counter()
     for step in range(1, args.steps + 1):
-        loss = train_step(model, optimizer, [drill(rng, vocab, eos, args.seq_len) for _ in range(args.batch)])
+        loss = train_step(model, optimizer, [back_to_back_row(rng, vocab, eos, args.seq_len, 30) for _ in range(args.batch)])
         if step % args.every == 0 or step == args.steps:
             print(f"step {step}: loss {loss:.3f}, copy accuracy {probe():.2f}, "
                   f"{step * args.batch * args.seq_len / 1e6:.2f}M tokens, {time.perf_counter() - started:.0f} s", flush=True)

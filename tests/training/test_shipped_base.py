@@ -58,3 +58,42 @@ def test_copy_documents_are_seeded_single_turn_chats_whose_code_copies_the_given
         code = assistant["content"].split("```python\n")[1]
         numbers = [token for token in user["content"].replace(",", " ").replace(".", " ").split() if token.isdigit()]
         assert numbers and all(number in code for number in numbers)
+
+
+DRILLS = [
+    {"steps": 2, "seq_len": 64, "batch_size": 2, "learning_rate": 0.001, "max_run": 10, "gapped": False},
+    {"steps": 2, "seq_len": 128, "batch_size": 2, "learning_rate": 0.001, "max_run": 10, "gapped": True, "runs_per_row": 3, "text_share": 0.5},
+]
+
+
+@pytest.fixture(scope="module")
+def drilled(shipped, family, tmp_path_factory):
+    """A base with drill phases whose corpus phase is the shipped fixture's."""
+    _, folder, _ = shipped
+    params = BaseParams.model_validate(TINY_BASE | {"pretraining": TINY_BASE["pretraining"] | {"drills": DRILLS}})
+    out = tmp_path_factory.mktemp("drilled") / "resumed"
+    return params, out, pretrain_shipped_base(params, family.easy, out, corpus_phase_from=folder)
+
+
+def test_drill_phases_from_a_shipped_corpus_phase_give_the_weights_a_rebuild_from_scratch_gives(shipped, drilled, family, tmp_path):
+    folder = shipped[1]
+    params, out, resumed = drilled
+    scratch = pretrain_shipped_base(params, family.easy, tmp_path / "scratch")
+    assert (out / "model.safetensors").read_bytes() == (tmp_path / "scratch" / "model.safetensors").read_bytes()
+    assert [p["steps"] for p in resumed["drill_phases"]] == [2, 2] and set(resumed["copy_accuracy"]) == {"0", "100", "400", "1500"}
+    assert resumed["losses"] == scratch["losses"] and resumed["corpus_phase_from"] == json.loads((folder / "manifest.json").read_text())["files"]["model.safetensors"]
+
+
+def test_only_a_drill_free_base_of_the_same_recipe_stands_in_for_the_corpus_phase(shipped, drilled, family, tmp_path):
+    folder = shipped[1]
+    params, out, _ = drilled
+    other = BaseParams.model_validate(TINY_BASE | {"pretraining": TINY_BASE["pretraining"] | {"seed": 2, "drills": DRILLS}})
+    with pytest.raises(UserError, match=r"manifest\.json: recipe is not this profile's recipe without drills"):
+        pretrain_shipped_base(other, family.easy, tmp_path / "other", corpus_phase_from=folder)
+    with pytest.raises(UserError, match="recipe is not this profile's recipe without drills"):
+        pretrain_shipped_base(params, family.easy, tmp_path / "again", corpus_phase_from=out)
+
+
+def test_a_gapped_drill_phase_whose_runs_cannot_fit_its_rows_is_refused_with_the_sizes():
+    with pytest.raises(ValueError, match=r"max_run x runs_per_row x 2 \(120\) exceeds seq_len \(64\)"):
+        BaseParams.model_validate(TINY_BASE | {"pretraining": TINY_BASE["pretraining"] | {"drills": [DRILLS[1] | {"seq_len": 64, "max_run": 20}]}})

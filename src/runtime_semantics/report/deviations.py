@@ -36,8 +36,10 @@ def _student(p: ProfileParams) -> str:
     arch = base.architecture
     assert arch is not None and base.pretraining is not None
     shipped = f", shipped in {base.shipped}" if base.shipped else ""
+    drills = base.pretraining.drills
+    drilled = f", then {' + '.join(f'{d.steps:,}' for d in drills)} steps of copying drills" if drills else ""
     return (f"tiny Qwen3-architecture model (hidden {arch.hidden_size}, {arch.num_hidden_layers} layers, {base.vocab_size:,}-token BPE), "
-            f"pretrained here for {base.pretraining.steps} steps{shipped}")
+            f"pretrained here for {base.pretraining.steps} steps{drilled}{shipped}")
 
 
 def _family(family: TaskFamily) -> str:

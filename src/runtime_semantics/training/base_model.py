@@ -39,6 +39,7 @@ from ..progress import ProgressLog
 from ..section import Section
 from ..tasks import DifficultySettings, iter_set
 from .copy_documents import copy_documents
+from .drills import back_to_back_row, copy_accuracy, gapped_row
 from .tiny_tokenizer import stdlib_sources, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,27 @@ class TinyArchitecture(Section):
     max_position_embeddings: int = Field(ge=128)
 
 
+class DrillPhase(Section):
+    """One phase of copying drills after the corpus phase (drills.py): constant learning rate, AdamW."""
+
+    steps: int = Field(ge=1)
+    seq_len: int = Field(ge=16)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    max_run: int = Field(ge=5, description="random tokens per run, at most (at least 5)")
+    gapped: bool = Field(description="false: runs repeated at once, in rows of random tokens; true: repeated later inside corpus text")
+    runs_per_row: int = Field(1, ge=1, description="gapped: runs written over each drill row")
+    text_share: float = Field(0.0, ge=0, lt=1, description="gapped: rows of plain corpus text, every token counted, so the text is not forgotten")
+
+    @model_validator(mode="after")
+    def _fits(self) -> DrillPhase:
+        if self.gapped and 2 * self.max_run * self.runs_per_row > self.seq_len:
+            raise ValueError(f"max_run x runs_per_row x 2 ({2 * self.max_run * self.runs_per_row}) exceeds seq_len ({self.seq_len})")
+        return self
+
+
 class Pretraining(Section):
-    """A short causal-LM pretraining on packed text."""
+    """A short causal-LM pretraining on packed text (the corpus phase), then copying drills."""
 
     steps: int = Field(ge=1)
     seq_len: int = Field(ge=16)
@@ -70,6 +90,7 @@ class Pretraining(Section):
         ge=0, le=1, description="chat-formatted function requests, as a fraction of the plain corpus's characters (0: none)"
     )
     copy_documents: int = Field(0, ge=0, description="chats asking to copy given numbers, ids and records into code (copy_documents.py)")
+    drills: list[DrillPhase] = Field(default_factory=list, description="phases of copying drills after the corpus phase, in order")
 
 
 class BaseParams(Section):
@@ -142,8 +163,12 @@ def _packed_batches(token_stream: list[int], params: Pretraining) -> Iterator[An
         yield torch.tensor([token_stream[s : s + params.seq_len] for s in starts])
 
 
-def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir: Path) -> dict[str, Any]:
-    """Train the tokenizer, pretrain the tiny model, save both to `out_dir`; returns the summary."""
+def build_tiny_base(
+    params: BaseParams, family_easy: DifficultySettings, out_dir: Path, corpus_phase_from: Path | None = None
+) -> dict[str, Any]:
+    """Train the tokenizer, pretrain the tiny model (corpus phase, then drill phases), save both to
+    `out_dir`; returns the summary. `corpus_phase_from`: a drill-free base of the same recipe
+    whose tokenizer and weights stand in for the tokenizer training and the corpus phase."""
     import torch
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
@@ -153,9 +178,10 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
     corpus_digest = hashlib.sha256("\0".join(sources).encode()).hexdigest()
     corpus = sources + list(task_text(family_easy, pre.task_documents, pre.seed))
     copies = list(copy_documents(pre.copy_documents, pre.seed))
-    # the tokenizer learns the copy chats' text too (ids, JSON records), without chat markup
     tokenizer_dir = out_dir / "model"
-    train_tokenizer(corpus + [m["content"] for chat in copies for m in chat], vocab_size=params.vocab_size, out_dir=tokenizer_dir)
+    loaded = _load_corpus_phase(params, family_easy, corpus_phase_from, tokenizer_dir) if corpus_phase_from else None
+    if loaded is None:  # the tokenizer learns the copy chats' text too (ids, JSON records), without chat markup
+        train_tokenizer(corpus + [m["content"] for chat in copies for m in chat], vocab_size=params.vocab_size, out_dir=tokenizer_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     chats = [
@@ -169,42 +195,21 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
         stream.extend(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"] + [eos])  # whole files: no length warning
 
     torch.manual_seed(pre.seed)
-    config = Qwen3Config(
-        vocab_size=len(tokenizer), tie_word_embeddings=True, bos_token_id=eos, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=eos, **params.architecture.model_dump(),
-    )
-    model = Qwen3ForCausalLM(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=pre.learning_rate, weight_decay=0.01)
-
-    def lr_factor(step: int) -> float:  # linear warmup, then cosine decay to zero
-        if step < pre.warmup_steps:
-            return (step + 1) / pre.warmup_steps
-        progress = (step - pre.warmup_steps) / max(1, pre.steps - pre.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    losses: list[float] = []
-    started = time.perf_counter()
-    model.train()
-    batches = _packed_batches(stream, pre)
-    lines = ProgressLog("base pretraining", pre.steps, unit="steps")
-    with Progress(
-        TextColumn("base pretraining"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-    ) as progress:
-        bar = progress.add_task("steps", total=pre.steps, loss="-")
-        for _ in range(pre.steps):
-            batch = next(batches)
-            loss = model(input_ids=batch, labels=batch, use_cache=False).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-            progress.update(bar, advance=1, loss=f"{losses[-1]:.3f}")
-            lines.update(len(losses), loss=f"{losses[-1]:.3f}")  # where no bar is seen (a log file), once a minute
-    elapsed = time.perf_counter() - started
+    if loaded is None:
+        config = Qwen3Config(
+            vocab_size=len(tokenizer), tie_word_embeddings=True, bos_token_id=eos, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=eos, **params.architecture.model_dump(),
+        )
+        model = Qwen3ForCausalLM(config)
+        started = time.perf_counter()
+        losses = _corpus_phase(model, stream, pre)
+        corpus_phase = {"tokens_per_second": pre.steps * pre.batch_size * pre.seq_len / (time.perf_counter() - started)}
+    else:
+        model = Qwen3ForCausalLM.from_pretrained(str(tokenizer_dir), local_files_only=True)
+        losses = loaded["summary"]["losses"]
+        corpus_phase = {"tokens_per_second": loaded["summary"]["tokens_per_second"], "corpus_phase_from": loaded["weights_sha256"]}
+    vocab = [i for i in range(len(tokenizer)) if i not in set(tokenizer.all_special_ids)]
+    drill_phases = [_drill_phase(model, phase, index, stream, vocab, eos, pre.seed) for index, phase in enumerate(pre.drills)]
     model.save_pretrained(str(tokenizer_dir))
     summary = {
         "kind": "tiny",
@@ -217,13 +222,137 @@ def build_tiny_base(params: BaseParams, family_easy: DifficultySettings, out_dir
         "chat_documents": len(chats),
         "corpus_tokens": len(stream),
         "steps": pre.steps,
-        "tokens_per_second": pre.steps * pre.batch_size * pre.seq_len / elapsed,
+        **corpus_phase,
         "first_loss": losses[0],
         "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "drill_phases": drill_phases,
+        "copy_accuracy": _copy_accuracies(model, vocab, stream),
         "losses": losses,
     }
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def _corpus_phase(model: Any, stream: list[int], pre: Pretraining) -> list[float]:
+    """Causal-LM training on random windows of the corpus: warmup, then cosine decay to zero; returns the losses."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=pre.learning_rate, weight_decay=0.01)
+
+    def lr_factor(step: int) -> float:  # linear warmup, then cosine decay to zero
+        if step < pre.warmup_steps:
+            return (step + 1) / pre.warmup_steps
+        progress = (step - pre.warmup_steps) / max(1, pre.steps - pre.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    losses: list[float] = []
+    model.train()
+    batches = _packed_batches(stream, pre)
+    with _StepProgress("base pretraining", pre.steps) as progress:
+        for _ in range(pre.steps):
+            batch = next(batches)
+            loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            progress.step(losses[-1])
+    return losses
+
+
+def _drill_phase(model: Any, phase: DrillPhase, index: int, stream: list[int], vocab: list[int], eos: int, seed: int) -> dict[str, Any]:
+    """Train on one phase's drill rows (drills.py); returns its losses' summary and the copy accuracy after it."""
+    import torch
+
+    rng = random.Random(f"drills/{seed}/{index}")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=phase.learning_rate, weight_decay=0.01)
+
+    def row() -> tuple[list[int], list[int]]:
+        if not phase.gapped:
+            return back_to_back_row(rng, vocab, eos, phase.seq_len, phase.max_run)
+        start = rng.randrange(len(stream) - phase.seq_len)
+        window = stream[start : start + phase.seq_len]
+        if phase.text_share and rng.random() < phase.text_share:
+            return window, list(window)
+        return gapped_row(rng, window, vocab, phase.runs_per_row, phase.max_run)
+
+    losses: list[float] = []
+    started = time.perf_counter()
+    model.train()
+    with _StepProgress(f"base drills {index + 1}", phase.steps) as progress:
+        for _ in range(phase.steps):
+            rows = [row() for _ in range(phase.batch_size)]
+            loss = model(input_ids=torch.tensor([r[0] for r in rows]), labels=torch.tensor([r[1] for r in rows]), use_cache=False).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            progress.step(losses[-1])
+    return {
+        "steps": phase.steps,
+        "seconds": round(time.perf_counter() - started, 1),
+        "first_loss": losses[0],
+        "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "copy_accuracy": _copy_accuracies(model, vocab, stream),
+    }
+
+
+COPY_DISTANCES = (0, 100, 400, 1500)
+
+
+def _copy_accuracies(model: Any, vocab: list[int], stream: list[int]) -> dict[str, float]:
+    """drills.copy_accuracy at the distances a prompt's values lie back: the base's reading skill, in the summary."""
+    return {str(distance): round(copy_accuracy(model, vocab, stream, distance), 3) for distance in COPY_DISTANCES}
+
+
+class _StepProgress:
+    """A bar on a terminal, and a line once a minute in the log (ProgressLog) where no bar is seen."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self._label, self._total, self._done = label, total, 0
+
+    def __enter__(self) -> _StepProgress:
+        self._lines = ProgressLog(self._label, self._total, unit="steps")
+        self._progress = Progress(
+            TextColumn(self._label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+        )
+        self._progress.__enter__()
+        self._bar = self._progress.add_task("steps", total=self._total, loss="-")
+        return self
+
+    def step(self, loss: float) -> None:
+        self._done += 1
+        self._progress.update(self._bar, advance=1, loss=f"{loss:.3f}")
+        self._lines.update(self._done, loss=f"{loss:.3f}")
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+
+def _load_corpus_phase(params: BaseParams, family_easy: DifficultySettings, source: Path, model_dir: Path) -> dict[str, Any]:
+    """Copy a drill-free base's tokenizer and weights in place of the tokenizer training and the corpus phase, after
+    checking that its manifest's recipe is this one without drills and that its files match their digests."""
+    try:
+        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{source / MANIFEST}: no readable manifest ({exc.__class__.__name__})") from None
+    recipe = json.loads(json.dumps(_recipe(params, family_easy)))
+    recipe["base"]["pretraining"]["drills"] = []
+    theirs = manifest.get("recipe", {})
+    theirs.get("base", {}).get("pretraining", {}).setdefault("drills", [])
+    if theirs != recipe:
+        raise UserError(f"{source / MANIFEST}: recipe is not this profile's recipe without drills; it cannot stand in for the corpus phase")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for name, digest in manifest.get("files", {}).items():
+        if _sha256(source / name) != digest:
+            raise UserError(f"{source / name}: sha256 differs from {source / MANIFEST} (files.{name})")
+        shutil.copyfile(source / name, model_dir / name)
+    return {"summary": manifest["summary"], "weights_sha256": manifest["files"]["model.safetensors"]}
 
 
 def check_hub_base(params: BaseParams, out_dir: Path) -> dict[str, Any]:
@@ -262,11 +391,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def pretrain_shipped_base(params: BaseParams, family_easy: DifficultySettings, shipped_dir: Path) -> dict[str, Any]:
+def pretrain_shipped_base(
+    params: BaseParams, family_easy: DifficultySettings, shipped_dir: Path, corpus_phase_from: Path | None = None
+) -> dict[str, Any]:
     """Pretrain the tiny base and write it, with its recipe and file digests, to `shipped_dir` (committed)."""
     scratch = shipped_dir.with_name(shipped_dir.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
-    summary = build_tiny_base(params, family_easy, scratch)
+    summary = build_tiny_base(params, family_easy, scratch, corpus_phase_from)
     files = {p.name: _sha256(p) for p in sorted((scratch / "model").iterdir())}
     manifest = {"recipe": _recipe(params, family_easy), "files": files, "summary": summary}
     atomic_write_text(scratch / "model" / MANIFEST, json.dumps(manifest, indent=1) + "\n")
