@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..analysis.record import AnalysisRecord, CellSummary, Estimate
-from ..evaluation.results import DIFFICULTIES
+from ..analyze.record import AnalysisRecord, CellSummary, Estimate
+from ..evaluate.results import DIFFICULTIES
 from .reference import Check, Reference, Rule
 
 Verdict = Literal["replicated", "not replicated", "inconclusive"]

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..analysis.conditions import COMPARISON_IDS, CONDITIONS, EQUIVALENCE_COMPARISONS, TESTED_METRICS
+from ..analyze.conditions import COMPARISON_IDS, CONDITIONS, EQUIVALENCE_COMPARISONS, TESTED_METRICS
 from ..errors import UserError, describe_validation_error
 
 SHARE_METRICS = ("missing_variable", "any_error", "solved")
@@ -72,7 +72,7 @@ class Check(_Entry):
     statement: str
     statistic: Literal["equivalence", "share", "ratio", "difference"]
     metric: str
-    comparison: str | None = Field(None, description="for equivalence, ratio, difference: a comparison id (analysis/comparisons.py)")
+    comparison: str | None = Field(None, description="for equivalence, ratio, difference: a comparison id (analyze/comparisons.py)")
     condition: str | None = Field(None, description="for share: <model>.<runtime>")
     unit: Literal["%", "points", "x", "names/step"] = Field(description="the unit of our value, the paper's and the threshold")
     paper: dict[Literal["easy", "hard"], PaperValue]

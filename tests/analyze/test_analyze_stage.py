@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from runtime_semantics.analysis.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, condition_label
-from runtime_semantics.analysis.episodes import load_episodes
-from runtime_semantics.analysis.figures import (
+from runtime_semantics.analyze.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, condition_label
+from runtime_semantics.analyze.episodes import load_episodes
+from runtime_semantics.analyze.figures import (
     error_types_by_condition,
     figure_style,
     missing_variable_rate_by_condition,
@@ -20,8 +20,8 @@ from runtime_semantics.analysis.figures import (
     steps_distribution,
     tokens_by_condition,
 )
-from runtime_semantics.analysis.record import read_record
-from runtime_semantics.analysis.training_logs import read_loss_curves
+from runtime_semantics.analyze.record import read_record
+from runtime_semantics.analyze.training_logs import read_loss_curves
 from runtime_semantics.errors import UserError
 
 FIGURES = [

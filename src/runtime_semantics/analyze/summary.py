@@ -8,11 +8,11 @@ import pandas as pd
 
 from .conditions import condition_order, difficulty_order
 from .record import CellSummary
-from .settings import AnalysisParams
+from .settings import AnalyzeParams
 from .statistics import bootstrap_mean, wilson_interval
 
 
-def summarize_cell(episodes: pd.DataFrame, params: AnalysisParams) -> CellSummary:
+def summarize_cell(episodes: pd.DataFrame, params: AnalyzeParams) -> CellSummary:
     """Summarise the episodes of one cell."""
     first = episodes.iloc[0]
     n = len(episodes)
@@ -49,7 +49,7 @@ def summarize_cell(episodes: pd.DataFrame, params: AnalysisParams) -> CellSummar
     )
 
 
-def summarize_cells(episodes: pd.DataFrame, params: AnalysisParams) -> list[CellSummary]:
+def summarize_cells(episodes: pd.DataFrame, params: AnalyzeParams) -> list[CellSummary]:
     """One summary per cell present, ordered by difficulty, then condition."""
     summaries = [summarize_cell(group, params) for _, group in episodes.groupby("cell", sort=False)]
     return sorted(summaries, key=lambda s: (difficulty_order(s.difficulty), condition_order(s.condition)))
