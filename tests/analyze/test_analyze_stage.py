@@ -62,7 +62,7 @@ def test_every_cell_is_summarised_and_every_comparison_tested(analysis_dir):
     assert tokens.power is not None and tokens.power > 0.05  # a real difference has more than the false-positive rate
     assert [(t.comparison, t.difficulty) for t in record.equivalence_tests] == [("aligned", "easy"), ("aligned", "hard")]
     mismatch = next(c for c in record.cells if c.cell == "trained-persistent.stateless.hard")
-    assert mismatch.missing_variable_share.value == 1.0 and mismatch.score_pct.value == 0.0
+    assert mismatch.missing_variable_rate.value == 1.0 and mismatch.score_pct.value == 0.0
 
 
 def test_figures_are_written_as_png_and_pdf(analysis_dir):

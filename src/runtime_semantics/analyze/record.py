@@ -42,16 +42,16 @@ class CellSummary(_Record):
     episodes: int
     score_pct: Estimate = Field(description="mean % of optimal, bootstrap interval")
     solved: int
-    solved_share: Estimate = Field(description="Wilson interval")
+    solved_rate: Estimate = Field(description="Wilson interval")
     steps: float
     total_tokens: float
     duration_s: float
     score_per_1k_tokens: float = Field(description="mean score % per 1,000 mean total tokens (the paper's efficiency column)")
-    missing_variable_share: Estimate = Field(description="episodes with any missing-variable error, Wilson interval")
-    any_error_share: Estimate = Field(description="episodes with any failing turn (execution or format error), Wilson interval")
+    missing_variable_rate: Estimate = Field(description="episodes with any missing-variable error, Wilson interval")
+    any_error_rate: Estimate = Field(description="episodes with any failing turn (execution or format error), Wilson interval")
     recovery_loop_length: float | None = Field(description="mean failing turns per recovery loop; None when the cell has no loop")
     state_reuse: float = Field(description="mean cross-turn reuse per step (analyze/behaviour.py)")
-    reads_task_share: Estimate | None = Field(
+    reads_task_rate: Estimate | None = Field(
         None, description="episodes whose code uses the task's own budget and capacity (analyze/behaviour.py), Wilson interval; "
         "None when the goal messages are not in our wording"
     )
