@@ -51,7 +51,7 @@ class Rule(_Entry):
     when the Wilcoxon test shows a difference, otherwise inconclusive.
     at_least / at_most: replicated when the whole interval lies on the claimed side of the
     threshold, not replicated when it lies wholly on the other side, otherwise inconclusive.
-    Every rule: inconclusive below the minimum number of episodes (params: analysis).
+    Every rule: inconclusive below the minimum number of episodes (params: analyze).
     """
 
     kind: Literal["equivalence", "at_least", "at_most"]
