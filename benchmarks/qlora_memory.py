@@ -80,7 +80,7 @@ def main() -> None:
         sys.exit("benchmarks/qlora_memory.py needs a CUDA GPU (none found): it measures GPU memory. "
                  "Use --shape tiny --allow-cpu to check the script on a CPU.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    params = load_settings("paper").stages.train.model_copy(update={"max_length": args.seq_len, "gradient_accumulation_steps": 1})
+    params = load_settings("paper").sections.train.model_copy(update={"max_length": args.seq_len, "gradient_accumulation_steps": 1})
     shape = QWEN3_8B if args.shape == "qwen3-8b" else TINY
     started = time.perf_counter()
     est = estimate(shape, params, args.seq_len)  # on the CPU, before any GPU memory is used

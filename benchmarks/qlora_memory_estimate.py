@@ -112,7 +112,7 @@ def paper_train_settings() -> Any:
     """`paper.train` from params.yaml, as the train stage reads it."""
     from runtime_semantics.params import load_settings
 
-    return load_settings("paper").stages.train
+    return load_settings("paper").sections.train
 
 
 def lora_params_per_layer(shape: dict, r: int, targets: list[str]) -> int:

@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings(args.profile)
     family = settings.task_family
-    params = TracesParams(teacher="scripted", keep="all", workers=args.workers, scripted_habits=settings.stages.traces.scripted_habits)
+    params = TracesParams(teacher="scripted", keep="all", workers=args.workers, scripted_habits=settings.sections.traces.scripted_habits)
     print(f"{'teacher -> runtime':<24} {'tasks':<6} {'score':>6} {'solved':>7} {'steps':>6} {'tokens':>8} {'missing-var':>12}")
     with tempfile.TemporaryDirectory() as scratch:
         for difficulty in ("easy", "hard"):

@@ -18,7 +18,7 @@ from runtime_semantics.agent.episode import Episode
 from runtime_semantics.agent.runner import run_episode
 from runtime_semantics.agent.settings import AgentSettings
 from runtime_semantics.agent.tokens import TokenCounter
-from runtime_semantics.evaluation.results import EpisodeResult, all_cells, write_result
+from runtime_semantics.evaluate.results import EpisodeResult, all_cells, write_result
 from runtime_semantics.policies.base import Policy, PolicyReply, TurnRequest
 from runtime_semantics.policies.scripted import ScriptedTeacher
 from runtime_semantics.runtime import RuntimeLimits

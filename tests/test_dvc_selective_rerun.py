@@ -82,7 +82,7 @@ def settled(repo: Path) -> Path:
 
 def test_an_analysis_setting_reruns_only_analyze_and_report(reproduced):
     repo = settled(reproduced)
-    edit_params(repo, "analysis", "bootstrap_resamples", value=1234)
+    edit_params(repo, "analyze", "bootstrap_resamples", value=1234)
     assert rerun_stages(repro(repo)) == {"analyze@smoke", "report@smoke"}
     assert json.loads((repo / "artifacts/smoke/analysis/analysis.json").read_text())["settings"]["bootstrap_resamples"] == 1234
     assert "| Statistics | 1234 bootstrap resamples" in (repo / "paper/smoke/results.md").read_text()

@@ -25,7 +25,7 @@ def test_every_profile_in_the_shipped_file_loads(repo_root):
 
 
 def test_paper_profile_matches_the_papers_task_counts(repo_root):
-    tasks = load_settings("paper", repo_root / "params.yaml").stages.tasks
+    tasks = load_settings("paper", repo_root / "params.yaml").sections.tasks
     assert (tasks.train.n, tasks.eval_easy.n, tasks.eval_hard.n) == (1000, 100, 100)
     assert tasks.eval_easy.seed == tasks.eval_hard.seed == 123456789
 

@@ -73,20 +73,20 @@ def repeated(text: str) -> dict[int, list[str]]:
 
 def test_the_counter_sees_copies_and_not_aliases():
     copied = """
-smoke: {train: {seed: 1, lr: 1}, analysis: {alpha: 0.05}}
-mini: {train: {seed: 1, lr: 2}, analysis: {alpha: 0.05}}
-paper: {train: {seed: 1, lr: 3}, analysis: {alpha: 0.05}}
+smoke: {train: {seed: 1, lr: 1}, analyze: {alpha: 0.05}}
+mini: {train: {seed: 1, lr: 2}, analyze: {alpha: 0.05}}
+paper: {train: {seed: 1, lr: 3}, analyze: {alpha: 0.05}}
 """
     shared = """
-smoke: {train: {<<: &train {seed: 1}, lr: 1}, analysis: &analysis {alpha: 0.05}}
-mini: {train: {<<: *train, lr: 2}, analysis: *analysis}
-paper: {train: {<<: *train, lr: 3}, analysis: *analysis}
+smoke: {train: {<<: &train {seed: 1}, lr: 1}, analyze: &analyze {alpha: 0.05}}
+mini: {train: {<<: *train, lr: 2}, analyze: *analyze}
+paper: {train: {<<: *train, lr: 3}, analyze: *analyze}
 """
     assert yaml.safe_load(copied) == yaml.safe_load(shared)
-    assert repeated(copied)[3] == ["analysis.alpha", "train.seed"]
+    assert repeated(copied)[3] == ["analyze.alpha", "train.seed"]
     assert 3 not in repeated(shared) and 2 not in repeated(shared)
     assert literal_leaves(shared)["smoke"] == {"train.seed": ("tag:yaml.org,2002:int", "1"), "train.lr": ("tag:yaml.org,2002:int", "1"),
-                                               "analysis.alpha": ("tag:yaml.org,2002:float", "0.05")}  # fmt: skip
+                                               "analyze.alpha": ("tag:yaml.org,2002:float", "0.05")}  # fmt: skip
 
 
 def test_settings_shared_by_every_profile_are_written_once():
@@ -104,10 +104,10 @@ def test_every_profile_parses_to_valid_settings(profile):
 
 
 def test_the_anchors_resolve_as_written():
-    paper = load_settings("paper", PARAMS).stages
-    mini = load_settings("mini", PARAMS).stages
-    smoke = load_settings("smoke", PARAMS).stages
-    assert paper.analysis == mini.analysis == smoke.analysis
+    paper = load_settings("paper", PARAMS).sections
+    mini = load_settings("mini", PARAMS).sections
+    smoke = load_settings("smoke", PARAMS).sections
+    assert paper.analyze == mini.analyze == smoke.analyze
     assert (paper.tasks.eval_hard.difficulty, paper.tasks.eval_hard.seed, paper.tasks.eval_hard.n) == ("hard", 123456789, 100)
     assert (paper.train.lora.r, paper.train.lora.dropout, paper.train.quantization.load_in_4bit) == (64, 0.05, True)
     assert (mini.train.quantization.quant_type, mini.train.quantization.load_in_4bit) == ("nf4", False)
@@ -124,7 +124,7 @@ def test_dvc_reads_the_same_values_as_params_py():
 
 def test_every_reuse_is_a_merge_that_shares_no_mapping():
     """`<<: *name` only, never a bare `*name`, and what a merge brings in holds no mapping the
-    profile does not write itself: then `dvc exp run -S mini.analysis.seed=1` (or any one key)
+    profile does not write itself: then `dvc exp run -S mini.analyze.seed=1` (or any one key)
     writes that key into that profile only, instead of editing a mapping other profiles share."""
     root = yaml.compose(PARAMS.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     seen: set[int] = set()
@@ -150,7 +150,7 @@ def test_every_reuse_is_a_merge_that_shares_no_mapping():
     assert not shared_mappings, f"write these mappings in the merging section itself: {shared_mappings}"
 
 
-@pytest.mark.parametrize("override", ["mini.analysis.seed=7", "smoke.train.seed=7", "paper.student.tokenizer=x", "mini.tasks.eval_hard.seed=7"])
+@pytest.mark.parametrize("override", ["mini.analyze.seed=7", "smoke.train.seed=7", "paper.student.tokenizer=x", "mini.tasks.eval_hard.seed=7"])
 def test_a_dvc_set_param_changes_only_the_key_it_names(tmp_path, override):
     hydra = pytest.importorskip("dvc.utils.hydra")  # what `dvc exp run -S` runs on params.yaml
     path = tmp_path / "params.yaml"

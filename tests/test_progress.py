@@ -86,7 +86,7 @@ def test_the_stage_log_file_gets_every_line_progress_included(restore_logging, t
     configure_logging(logging.INFO, stdout=Terminal(), stderr=Terminal())
     with stage_log_file(tmp_path / "logs" / "evaluate.log") as path:
         logging.getLogger(PROGRESS_LOGGER).info("evaluate: 5/60 episodes")
-        logging.getLogger("runtime_semantics.evaluation").warning("a warning")
+        logging.getLogger("runtime_semantics.evaluate").warning("a warning")
     logging.getLogger(PROGRESS_LOGGER).info("after the stage")
     text = path.read_text()
     assert "evaluate: 5/60 episodes" in text and "a warning" in text and "after the stage" not in text

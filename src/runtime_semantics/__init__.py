@@ -1,7 +1,7 @@
 """Reference replication of "Agents Learn Their Runtime" (arXiv 2603.01209).
 
 Subpackages follow the pipeline's data flow: tasks -> runtime -> agent -> policies ->
-training -> evaluation -> analysis -> report. Lower layers know nothing of higher ones.
+training -> evaluate -> analyze -> report. Lower layers know nothing of higher ones.
 """
 
 __version__ = "0.1.0"

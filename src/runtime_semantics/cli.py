@@ -114,22 +114,22 @@ def tasks_stats(
     Console().print(table)
 
 
-def _first_request_dry_run(stages: Any, runtime: str, tasks_file: Path) -> str:
+def _first_request_dry_run(sections: Any, runtime: str, tasks_file: Path) -> str:
     """The first training task's first request to the endpoint teacher, as sent: URL, key variable and JSON body."""
     from .agent.episode import Episode
     from .agent.tokens import TokenCounter
     from .policies.endpoint import chat_completions_url, request_body
     from .tasks import read_tasks
 
-    traces = stages.traces
+    traces = sections.traces
     if traces.teacher != "endpoint" or traces.endpoint is None:
         raise UserError(f"traces.teacher: --dry-run shows an endpoint teacher's request; this profile's teacher is {traces.teacher!r}")
     if not tasks_file.exists():
         raise UserError(f"{tasks_file}: no training tasks yet (run `tasks generate --profile <profile>` first)")
     task = read_tasks(tasks_file)[0]
     endpoint = traces.endpoint
-    episode = Episode(task=task, persistent=runtime == "persistent", policy_name=endpoint.model, seed=task.seed, settings=stages.agent,
-                      limits=stages.runtime, counter=TokenCounter.from_pretrained(stages.student.tokenizer), episode_id=task.task_id)  # fmt: skip
+    episode = Episode(task=task, persistent=runtime == "persistent", policy_name=endpoint.model, seed=task.seed, settings=sections.agent,
+                      limits=sections.runtime, counter=TokenCounter.from_pretrained(sections.student.tokenizer), episode_id=task.task_id)  # fmt: skip
     with episode:
         request = episode.next_request()
     assert request is not None  # a fresh episode always asks
@@ -153,28 +153,28 @@ def traces_generate(
     with _user_errors():
         _check_runtime(runtime)
         settings = load_settings(profile, params)
-        stages = settings.stages
+        sections = settings.sections
         out_dir = artifacts / profile / "traces" / runtime
         if dry_run:
-            print(_first_request_dry_run(stages, runtime, artifacts / profile / "tasks" / "train.jsonl"))
+            print(_first_request_dry_run(sections, runtime, artifacts / profile / "tasks" / "train.jsonl"))
             return
         with _stage_log(artifacts, profile, f"traces-{runtime}"):
-            if stages.traces.teacher == "published":  # the authors' teacher traces, imported instead of generated
+            if sections.traces.teacher == "published":  # the authors' teacher traces, imported instead of generated
                 from .published.teacher_import import run_published_teacher
 
-                summary = run_published_teacher(params=stages.traces, runtime=runtime, out_dir=out_dir, tokenizer=stages.student.tokenizer)
+                summary = run_published_teacher(params=sections.traces, runtime=runtime, out_dir=out_dir, tokenizer=sections.student.tokenizer)
             else:
                 summary = run_traces_stage(
                     tasks_file=artifacts / profile / "tasks" / "train.jsonl",
                     out_dir=out_dir,
                     runtime=runtime,
-                    params=stages.traces,
-                    agent=stages.agent,
-                    limits=stages.runtime,
-                    tokenizer=stages.student.tokenizer,
+                    params=sections.traces,
+                    agent=sections.agent,
+                    limits=sections.runtime,
+                    tokenizer=sections.student.tokenizer,
                 )
-    run_params = {"runtime": runtime, "teacher": stages.traces.teacher, "keep": stages.traces.keep, "tokenizer": stages.student.tokenizer,
-                  "prompt_style": stages.agent.prompt_style.value, "tasks": stages.tasks.train.n}
+    run_params = {"runtime": runtime, "teacher": sections.traces.teacher, "keep": sections.traces.keep, "tokenizer": sections.student.tokenizer,
+                  "prompt_style": sections.agent.prompt_style.value, "tasks": sections.tasks.train.n}
     with tracked_run(root=Path.cwd(), profile=profile, stage="traces", run_name=f"traces-{runtime}", params=run_params,
                      tags={"dvc_stage": f"traces@{profile}-{runtime}"}) as mlflow:
         mlflow.log_metrics(numeric_metrics(summary))
@@ -205,7 +205,7 @@ def base_build(
 
     with _user_errors():
         settings = load_settings(profile, params)
-        base = settings.stages.base
+        base = settings.sections.base
         with _stage_log(artifacts, profile, "base"):
             summary = run_base_stage(base, settings.task_family.easy, artifacts / profile / "base")
     run_params = {"kind": base.kind, "model": base.model, "vocab_size": base.vocab_size}
@@ -233,7 +233,7 @@ def base_pretrain(
 
     with _user_errors():
         settings = load_settings(profile, params)
-        base = settings.stages.base
+        base = settings.sections.base
         if base.kind != "tiny" or not base.shipped:
             raise UserError(f"{params}: {profile}.base.shipped is not set; only a shipped tiny base is pretrained this way")
         summary = pretrain_shipped_base(base, settings.task_family.easy, Path(base.shipped), corpus_phase_from)
@@ -255,18 +255,18 @@ def train_run(
     with _user_errors():
         _check_runtime(runtime)
         settings = load_settings(profile, params)
-        train = settings.stages.train
-        run_params = {"runtime": runtime, "base": settings.stages.base.model or "tiny"} | {
+        train = settings.sections.train
+        run_params = {"runtime": runtime, "base": settings.sections.base.model or "tiny"} | {
             k: v for k, v in train.model_dump().items() if not isinstance(v, dict)
         } | {f"lora.{k}": v for k, v in train.lora.model_dump().items()} | {f"quantization.{k}": v for k, v in train.quantization.model_dump().items()}
         out_dir = artifacts / profile / "train" / runtime
-        base_model_source(settings.stages.base, artifacts / profile / "base")  # fail before opening a run
+        base_model_source(settings.sections.base, artifacts / profile / "base")  # fail before opening a run
         kept_examples(artifacts / profile / "traces" / runtime)
         with _stage_log(artifacts, profile, f"train-{runtime}"), tracked_run(
                 root=Path.cwd(), profile=profile, stage="train", run_name=f"train-{runtime}", params=run_params,
                 tags={"dvc_stage": f"train@{profile}-{runtime}"}) as mlflow:
             summary = run_train_stage(
-                params=train, base=settings.stages.base, base_dir=artifacts / profile / "base",
+                params=train, base=settings.sections.base, base_dir=artifacts / profile / "base",
                 traces_dir=artifacts / profile / "traces" / runtime, out_dir=out_dir,
                 on_log=lambda metrics, step: mlflow.log_metrics(metrics, step=step),
             )
@@ -290,23 +290,23 @@ def evaluate(
     artifacts: ArtifactsOption = Path("artifacts"),
 ) -> None:
     """Run the evaluation matrix into <artifacts>/<profile>/evaluation/; re-run after a kill to resume."""
-    from .evaluation.results import Cell, all_cells
-    from .evaluation.stage import EvaluationInputs, policy_factory, run_cells
+    from .evaluate.results import Cell, all_cells
+    from .evaluate.stage import EvaluationInputs, policy_factory, run_cells
     from .tracking import tracked_run
 
     with _user_errors():
         settings = load_settings(profile, params)
-        stages = settings.stages
+        sections = settings.sections
         cells = [Cell.parse(c) for c in cell] if cell else all_cells()
         inputs = EvaluationInputs(
-            profile_dir=artifacts / profile, params=stages.evaluate, agent=stages.agent, limits=stages.runtime, base=stages.base,
-            tokenizer=stages.student.tokenizer,
+            profile_dir=artifacts / profile, params=sections.evaluate, agent=sections.agent, limits=sections.runtime, base=sections.base,
+            tokenizer=sections.student.tokenizer,
         )
         for c in cells:  # a missing model or task file fails here, before any run opens
             inputs.tasks(c), inputs.base_model(), inputs.adapter(c.model)
-        run_params = {"engine": stages.evaluate.engine, "episodes_per_cell": stages.evaluate.episodes_per_cell,
-                      "concurrent_episodes": stages.evaluate.concurrent_episodes, "base": inputs.base_model(),
-                      "cells": ",".join(c.id for c in cells)} | {f"decoding.{k}": v for k, v in stages.evaluate.decoding.model_dump().items()}
+        run_params = {"engine": sections.evaluate.engine, "episodes_per_cell": sections.evaluate.episodes_per_cell,
+                      "concurrent_episodes": sections.evaluate.concurrent_episodes, "base": inputs.base_model(),
+                      "cells": ",".join(c.id for c in cells)} | {f"decoding.{k}": v for k, v in sections.evaluate.decoding.model_dump().items()}
         with _stage_log(artifacts, profile, "evaluate"), tracked_run(
                 root=Path.cwd(), profile=profile, stage="evaluate", run_name="evaluate", params=run_params) as mlflow:
             inputs.out_dir.mkdir(parents=True, exist_ok=True)
@@ -392,11 +392,11 @@ def analyze(
 
     `--profile published` analyses the authors' own evaluation traces imported by
     `data fetch-published` (artifacts/published/), with the paper profile's statistics settings."""
-    from .analysis.stage import run_analysis_stage
+    from .analyze.stage import run_analysis_stage
     from .tracking import parent_or_own_run
 
     with _user_errors():
-        settings = load_settings(_settings_profile(profile), params).stages.analysis
+        settings = load_settings(_settings_profile(profile), params).sections.analyze
         evaluation_dir = artifacts / profile / "evaluation"
         out_dir = _analysis_dir(artifacts, profile)
         record = run_analysis_stage(

@@ -18,13 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError, describe_validation_error
 from .agent.settings import AgentSettings, TracesParams
-from .analysis.settings import AnalysisParams
+from .analyze.settings import AnalyzeParams
 from .published.settings import PublishedParams
 from .runtime.limits import RuntimeLimits
 from .tasks.settings import TaskFamily
 from .training.base_model import BaseParams
 from .training.settings import TrainParams
-from .evaluation.settings import EvaluateParams
+from .evaluate.settings import EvaluateParams
 from .section import Section
 
 PROFILES = ("smoke", "mini", "paper")
@@ -71,7 +71,7 @@ class ProfileParams(Section):
     base: BaseParams
     train: TrainParams
     evaluate: EvaluateParams
-    analysis: AnalysisParams
+    analyze: AnalyzeParams
 
 
 class ParamsFile(Section):
@@ -94,7 +94,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
     profile: str
     task_family: TaskFamily
-    stages: ProfileParams
+    sections: ProfileParams
 
 
 def load_params_file(path: Path = DEFAULT_PARAMS_PATH) -> ParamsFile:
@@ -121,4 +121,4 @@ def load_settings(profile: str, path: Path = DEFAULT_PARAMS_PATH) -> Settings:
     if profile not in PROFILES:
         raise UserError(f"{path}: unknown profile {profile!r}; expected one of: {', '.join(PROFILES)}")
     params = load_params_file(path)
-    return Settings(profile=profile, task_family=params.task_family_of(profile), stages=getattr(params, profile))
+    return Settings(profile=profile, task_family=params.task_family_of(profile), sections=getattr(params, profile))

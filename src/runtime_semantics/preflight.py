@@ -118,7 +118,7 @@ def check_model(model: str, model_key: str, hf_cache: Path | None = None) -> Che
 def check_teacher(profile: str, params_path: Path, artifacts: Path) -> Check:
     """The traces stage's teacher: nothing (scripted), an API key (endpoint), or a downloaded copy (published)."""
     params = load_params_file(params_path)
-    traces = load_settings(profile, params_path).stages.traces
+    traces = load_settings(profile, params_path).sections.traces
     source_dir = params.published.source_dir
     published_hint = (f"or train on the authors' published teacher traces: `.venv/bin/python -m runtime_semantics data fetch-published` "
                       f"(downloads into published.download_dir, {params.published.download_dir}), then set {profile}.traces.teacher: published "
@@ -175,7 +175,7 @@ def run_checks(
 ) -> list[Check]:  # fmt: skip
     """The checks that apply to `profile` (a tiny base needs no GPU, a scripted teacher no key)."""
     settings = load_settings(profile, params_path)
-    base = settings.stages.base
+    base = settings.sections.base
     checks: list[Check] = []
     hub = base.kind == "hub" and base.model is not None
     if hub and ({"gpu", "vram"} & set(only)):

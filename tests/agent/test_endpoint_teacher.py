@@ -70,20 +70,20 @@ def paper_stages():
     from helpers import REPO_ROOT
     from runtime_semantics.params import load_settings
 
-    return load_settings("paper", REPO_ROOT / "params.yaml").stages
+    return load_settings("paper", REPO_ROOT / "params.yaml").sections
 
 
 def strict_paper_stage(server, tasks_file, out_dir, monkeypatch, **overrides):
     """The traces stage with the paper profile's agent and endpoint settings, against a Gemini-strict server."""
     from policies.chat_server import GEMINI_FIELDS
 
-    stages = paper_stages()
+    sections = paper_stages()
     server.script.known_fields = GEMINI_FIELDS
-    monkeypatch.setenv(stages.traces.endpoint.api_key_env, "test-key")
-    endpoint = stages.traces.endpoint.model_copy(update={"base_url": server.url, "cache_dir": None, "backoff_initial_s": 0.01, **overrides})
+    monkeypatch.setenv(sections.traces.endpoint.api_key_env, "test-key")
+    endpoint = sections.traces.endpoint.model_copy(update={"base_url": server.url, "cache_dir": None, "backoff_initial_s": 0.01, **overrides})
     params = TracesParams(teacher="endpoint", endpoint=endpoint, keep="all", workers=1)
     return run_traces_stage(
-        tasks_file=tasks_file, out_dir=out_dir, runtime="persistent", params=params, agent=stages.agent,
+        tasks_file=tasks_file, out_dir=out_dir, runtime="persistent", params=params, agent=sections.agent,
         limits=RuntimeLimits(wall_timeout_s=10), tokenizer="builtin:qwen3",
     )
 

@@ -1,6 +1,9 @@
 """Metrics derived from a trace: missing-variable errors, recovery loops, tokens."""
 
-from runtime_semantics.agent.metrics import episode_metrics, top_level_bindings
+from runtime_semantics.agent.metrics import episode_metrics, summarize_metrics, top_level_bindings
+from runtime_semantics.agent.traces_stage import summarize
+from runtime_semantics.evaluate.results import all_cells
+from runtime_semantics.evaluate.stage import summarize_cell
 from runtime_semantics.agent.trace import Outcome, Step, Trace
 from runtime_semantics.runtime import ErrorInfo
 
@@ -60,3 +63,17 @@ def test_tokens_sum_prompt_and_completion_over_turns():
     metrics = episode_metrics(trace([step(1, "a", prompt=100, completion=20), step(2, "b", prompt=140, completion=30)]))
     assert (metrics.prompt_tokens, metrics.completion_tokens, metrics.total_tokens) == (240, 50, 290)
     assert metrics.reported_total_tokens is None
+
+
+def test_evaluate_and_traces_summaries_share_one_plain_summary_and_its_names():
+    missing = episode_metrics(trace([step(1, "info = {}"), step(2, "print(info)", error=name_error("info")), step(3, "finish()")]))
+    clean = episode_metrics(trace([step(1, "finish()")]))
+    plain = summarize_metrics([missing, clean])
+    assert plain["episodes"] == 2 and plain["missing_variable_rate"] == 0.5 and plain["execution_error_rate"] == 0.5
+    cell = summarize_cell(all_cells()[0], [missing, clean])
+    assert {k: cell[k] for k in plain} == plain
+    traces = summarize([missing, clean], kept=["e"])
+    shared = {"episodes", "solved", "mean_score", "mean_steps", "mean_total_tokens", "infrastructure_failures", "stop_reasons"}
+    assert {k: traces[k] for k in shared} == {k: plain[k] for k in shared}
+    assert traces["missing_variable_errors"] == 1 and traces["kept"] == 1  # counts, the traces' own
+

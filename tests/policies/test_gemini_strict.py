@@ -19,7 +19,7 @@ from runtime_semantics.policies.settings import EndpointSettings
 
 def paper_endpoint(server: ChatServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **overrides) -> EndpointSettings:
     """The paper profile's traces.endpoint as params.yaml has it, pointed at the local server."""
-    settings = load_settings("paper", REPO_ROOT / "params.yaml").stages.traces.endpoint
+    settings = load_settings("paper", REPO_ROOT / "params.yaml").sections.traces.endpoint
     assert settings is not None and "generativelanguage.googleapis.com" in settings.base_url
     monkeypatch.setenv(settings.api_key_env or "UNUSED", "test-key")
     fast = {"base_url": server.url, "cache_dir": tmp_path / "cache", "backoff_initial_s": 0.01, "backoff_max_s": 0.02}

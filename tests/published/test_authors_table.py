@@ -13,7 +13,7 @@ import pytest
 
 from helpers import REPO_ROOT, run_cli
 from published_paths import BENCHMARKS
-from runtime_semantics.evaluation.results import iter_results
+from runtime_semantics.evaluate.results import iter_results
 from runtime_semantics.published.benchmarks_import import cell_of_folder
 
 

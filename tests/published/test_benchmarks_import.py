@@ -9,7 +9,7 @@ import pytest
 
 from published_paths import BENCHMARKS
 from runtime_semantics.errors import UserError
-from runtime_semantics.evaluation.results import iter_results, read_result
+from runtime_semantics.evaluate.results import iter_results, read_result
 from runtime_semantics.published.authors_harness import NO_BLOCK_FORMAT_ERROR
 from runtime_semantics.published.benchmarks_import import cell_of_folder
 from runtime_semantics.published.importer import import_published

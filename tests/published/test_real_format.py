@@ -10,7 +10,7 @@ from pathlib import Path
 
 from published_paths import BENCHMARKS, TASKS, TRAIN
 from runtime_semantics.agent.trace import read_trace
-from runtime_semantics.evaluation.results import read_result
+from runtime_semantics.evaluate.results import read_result
 from runtime_semantics.published.importer import import_published
 from runtime_semantics.published.trace_messages import CONVERTER_MAX_CHARS
 

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 
 from helpers import REPO_ROOT
-from runtime_semantics.analysis.comparisons import equivalence_tests, paired_tests
-from runtime_semantics.analysis.record import AnalysisRecord, Estimate
-from runtime_semantics.analysis.settings import AnalysisParams
-from runtime_semantics.analysis.summary import summarize_cells
+from runtime_semantics.analyze.comparisons import equivalence_tests, paired_tests
+from runtime_semantics.analyze.record import AnalysisRecord, Estimate
+from runtime_semantics.analyze.settings import AnalyzeParams
+from runtime_semantics.analyze.summary import summarize_cells
 from runtime_semantics.errors import UserError
 from runtime_semantics.report.claims import Evidence, check_claims, judge
 from runtime_semantics.report.reference import Rule, load_reference
 
-PARAMS = AnalysisParams(bootstrap_resamples=2000, seed=0, alpha=0.05, equivalence_margin_points=10, min_paired_episodes=20)
+PARAMS = AnalyzeParams(bootstrap_resamples=2000, seed=0, alpha=0.05, equivalence_margin_points=10, min_paired_episodes=20)
 REFERENCE = load_reference(REPO_ROOT / "paper" / "reference.yaml")
 TRAINED = ("trained-persistent.persistent", "trained-persistent.stateless", "trained-stateless.persistent", "trained-stateless.stateless")
 

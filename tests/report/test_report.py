@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli
-from runtime_semantics.analysis.record import read_record, write_record
+from runtime_semantics.analyze.record import read_record, write_record
 from runtime_semantics.errors import UserError
 from runtime_semantics.report.render import render
 from runtime_semantics.report.stage import report_dir, run_report_stage

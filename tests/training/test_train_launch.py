@@ -18,13 +18,13 @@ from runtime_semantics.training.train_stage import launch_command
 
 
 def _train(profile="paper", **changes):
-    base = load_settings(profile, REPO_ROOT / "params.yaml").stages.train
+    base = load_settings(profile, REPO_ROOT / "params.yaml").sections.train
     return base.model_validate(base.model_dump() | changes)
 
 
 def test_one_process_keeps_the_batch_as_configured():
     for profile in ("smoke", "mini", "paper"):
-        train = load_settings(profile, REPO_ROOT / "params.yaml").stages.train
+        train = load_settings(profile, REPO_ROOT / "params.yaml").sections.train
         assert train.processes == 1, f"{profile}: every profile trains in one process by default"
         assert per_process_batch(train, 1) == (train.micro_batch_size, train.gradient_accumulation_steps)
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
+from collections.abc import Sequence
+from statistics import fmean
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -125,3 +128,22 @@ def episode_metrics(trace: Trace) -> EpisodeMetrics:
         infrastructure_failure=trace.infrastructure_error is not None
         or any(s.error is not None and s.error.kind == "infrastructure" for s in trace.steps),
     )
+
+
+def summarize_metrics(metrics: Sequence[EpisodeMetrics]) -> dict[str, Any]:
+    """The plain summary of some episodes (one cell of the evaluation matrix, one runtime's teacher
+    traces), under the names every stage uses for these quantities: a `<x>_rate` is the share of
+    episodes with x (the analyze stage gives the same rates with Wilson intervals)."""
+    return {
+        "episodes": len(metrics),
+        "mean_score": fmean(m.score for m in metrics),
+        "solved": sum(m.solved for m in metrics),
+        "mean_steps": fmean(m.steps for m in metrics),
+        "mean_total_tokens": fmean(m.total_tokens for m in metrics),
+        "mean_duration_s": fmean(m.duration_s for m in metrics),
+        "missing_variable_rate": fmean(m.missing_variable_errors > 0 for m in metrics),
+        "execution_error_rate": fmean(m.error_steps > 0 for m in metrics),
+        "format_error_rate": fmean(m.format_errors > 0 for m in metrics),
+        "infrastructure_failures": sum(m.infrastructure_failure for m in metrics),
+        "stop_reasons": {r: sum(m.stop_reason == r for m in metrics) for r in sorted({m.stop_reason for m in metrics})},
+    }

@@ -31,7 +31,7 @@ from ..policies.settings import EndpointSettings
 from ..runtime import RuntimeLimits
 from ..tasks import TaskInstance, read_tasks
 from .episode import Episode
-from .metrics import EpisodeMetrics, episode_metrics
+from .metrics import EpisodeMetrics, episode_metrics, summarize_metrics
 from .runner import run_episode
 from .settings import AgentSettings, TracesParams
 from .tokens import TokenCounter
@@ -171,18 +171,21 @@ def run_traces_stage(
 
 
 def summarize(metrics: list[EpisodeMetrics], kept: list[str]) -> dict[str, Any]:
+    """The shared plain summary (agent/metrics.py) with the traces' own counts, in the keys and
+    order summary.json has always had (the published teacher import writes it too)."""
+    plain = summarize_metrics(metrics)
     return {
-        "episodes": len(metrics),
+        "episodes": plain["episodes"],
         "kept": len(kept),
-        "solved": sum(m.solved for m in metrics),
-        "mean_score": fmean(m.score for m in metrics),
-        "mean_steps": fmean(m.steps for m in metrics),
-        "mean_total_tokens": fmean(m.total_tokens for m in metrics),
+        "solved": plain["solved"],
+        "mean_score": plain["mean_score"],
+        "mean_steps": plain["mean_steps"],
+        "mean_total_tokens": plain["mean_total_tokens"],
         "mean_prompt_tokens": fmean(m.prompt_tokens for m in metrics),
         "mean_completion_tokens": fmean(m.completion_tokens for m in metrics),
         "episodes_with_errors": sum(m.error_steps > 0 for m in metrics),
         "missing_variable_errors": sum(m.missing_variable_errors for m in metrics),
         "format_errors": sum(m.format_errors for m in metrics),
-        "infrastructure_failures": sum(m.infrastructure_failure for m in metrics),
-        "stop_reasons": {r: sum(m.stop_reason == r for m in metrics) for r in sorted({m.stop_reason for m in metrics})},
+        "infrastructure_failures": plain["infrastructure_failures"],
+        "stop_reasons": plain["stop_reasons"],
     }

@@ -6,7 +6,7 @@ persistent -> persistent, reset|stateless -> stateless; difficulty easy -> easy,
 hard|medium -> hard. `knapsack/knapsack-knapsack-<n>.trace.json` (the runner's name: family, then
 task id; a single `knapsack-` prefix is read too) is matched to the imported task `<n>`
 of that difficulty (the episode id is our task id, so episodes pair across cells), converted
-(trace_events.py) and written with `evaluation.results` (metrics derived exactly as for our
+(trace_events.py) and written with `evaluate.results` (metrics derived exactly as for our
 own episodes). The score comes from the sibling result file `knapsack-<n>.json`; where there is
 none, from replaying the trace in our runtime (recorded as `outcome_source: replay`). The runner's
 per-cell `summary_<agent>-knapsack.json` is not read (our metrics come from the episodes); its path
@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..agent.tokens import TokenCounter
 from ..errors import UserError
-from ..evaluation.results import Cell, EpisodeResult, write_result
+from ..evaluate.results import Cell, EpisodeResult, write_result
 from ..runtime import RuntimeLimits
 from .conversion import STUDENT_POLICIES, EpisodeIdentity, published_metrics
 from .formats import PublishedResultFile, load_json_file, validate

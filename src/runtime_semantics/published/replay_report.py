@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import UserError
-from ..evaluation.results import EpisodeResult, iter_results
+from ..evaluate.results import EpisodeResult, iter_results
 from ..files import atomic_write_text
 from ..runtime import RuntimeLimits
 from ..tasks import TaskInstance, read_tasks

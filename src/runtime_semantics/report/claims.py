@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..analysis.record import AnalysisRecord, CellSummary, Estimate
-from ..evaluation.results import DIFFICULTIES
+from ..analyze.record import AnalysisRecord, CellSummary, Estimate
+from ..evaluate.results import DIFFICULTIES
 from .reference import Check, Reference, Rule
 
 Verdict = Literal["replicated", "not replicated", "inconclusive"]
@@ -65,7 +65,7 @@ def evidence_for(check: Check, difficulty: str, record: AnalysisRecord) -> Evide
         cell = _cell(record, cell_id)
         if cell is None:
             return f"no results for {cell_id}"
-        share = getattr(cell, f"{check.metric}_share")
+        share = getattr(cell, f"{check.metric}_rate")
         return Evidence(estimate=_scaled(share, 100.0), episodes=cell.episodes, interval=f"{level} Wilson")
     tests = {(t.metric, t.comparison, t.difficulty): t for t in record.paired_tests}
     test = tests.get((check.metric, check.comparison, difficulty))

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..analysis.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, model_label
-from ..analysis.record import AnalysisRecord
-from ..analysis.tables import TABLES
-from ..evaluation.results import DIFFICULTIES, MODELS
+from ..analyze.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, model_label
+from ..analyze.record import AnalysisRecord
+from ..analyze.tables import TABLES
+from ..evaluate.results import DIFFICULTIES, MODELS
 from .claims import check_claims
 from .reference import Reference
 

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..analysis.conditions import COMPARISON_IDS, CONDITIONS, EQUIVALENCE_COMPARISONS, TESTED_METRICS
+from ..analyze.conditions import COMPARISON_IDS, CONDITIONS, EQUIVALENCE_COMPARISONS, TESTED_METRICS
 from ..errors import UserError, describe_validation_error
 
 SHARE_METRICS = ("missing_variable", "any_error", "solved")
@@ -51,7 +51,7 @@ class Rule(_Entry):
     when the Wilcoxon test shows a difference, otherwise inconclusive.
     at_least / at_most: replicated when the whole interval lies on the claimed side of the
     threshold, not replicated when it lies wholly on the other side, otherwise inconclusive.
-    Every rule: inconclusive below the minimum number of episodes (params: analysis).
+    Every rule: inconclusive below the minimum number of episodes (params: analyze).
     """
 
     kind: Literal["equivalence", "at_least", "at_most"]
@@ -72,7 +72,7 @@ class Check(_Entry):
     statement: str
     statistic: Literal["equivalence", "share", "ratio", "difference"]
     metric: str
-    comparison: str | None = Field(None, description="for equivalence, ratio, difference: a comparison id (analysis/comparisons.py)")
+    comparison: str | None = Field(None, description="for equivalence, ratio, difference: a comparison id (analyze/comparisons.py)")
     condition: str | None = Field(None, description="for share: <model>.<runtime>")
     unit: Literal["%", "points", "x", "names/step"] = Field(description="the unit of our value, the paper's and the threshold")
     paper: dict[Literal["easy", "hard"], PaperValue]

@@ -15,8 +15,8 @@ from typing import Any
 
 import jinja2
 
-from ..analysis.conditions import condition_label
-from ..analysis.tables import latex_escape
+from ..analyze.conditions import condition_label
+from ..analyze.tables import latex_escape
 from ..errors import UserError
 
 NONE_MARK = "—"

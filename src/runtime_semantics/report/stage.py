@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..analysis.record import read_record
+from ..analyze.record import read_record
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..params import PROFILES, load_params_file

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def run_tasks_stage(settings: Settings, out_dir: Path) -> dict[str, Path]:
     """Write `<set>.jsonl` for every set and `summary.json` with their statistics; return the paths."""
-    sets = settings.stages.tasks.sets()
+    sets = settings.sections.tasks.sets()
     written: dict[str, Path] = {}
     summary: dict[str, dict] = {}
     seen_seeds: set[int] = set()

@@ -418,28 +418,12 @@ def launch_command(argv: list[str]) -> list[str]:
     ]
 
 
-class _RunThatLogsNothing:
-    """What the MLflow run is on the processes other than the main one: every call does nothing."""
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
-
-
-def _no_tracked_run(**_: Any) -> Any:
-    from contextlib import nullcontext
-
-    return nullcontext(_RunThatLogsNothing())
-
-
 def _worker(argv: list[str]) -> None:
     """One rank under `accelerate launch`: the CLI's command as it is; only the main process opens the
     MLflow run and prints the summary."""
     from .. import cli  # the command line (an entry point, not the stage's code)
 
-    if process_rank() != 0:
-        # the train command imports tracked_run from the tracking module when it runs
-        tracking = sys.modules[cli.__name__.rsplit(".", 1)[0] + ".tracking"]
-        tracking.tracked_run = _no_tracked_run  # type: ignore[attr-defined]
+    if process_rank() != 0:  # tracking.tracked_run opens the MLflow run on rank 0 only
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     cli.app(args=argv, prog_name="runtime-semantics")
 

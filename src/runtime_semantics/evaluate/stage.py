@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..agent.episode import Episode
-from ..agent.metrics import EpisodeMetrics
+from ..agent.metrics import EpisodeMetrics, summarize_metrics
 from ..agent.runner import run_rolling
 from ..agent.settings import AgentSettings
 from ..agent.tokens import TokenCounter
@@ -111,20 +110,7 @@ def cell_fingerprint(inputs: EvaluationInputs, cell: Cell, tasks: Sequence[TaskI
 
 def summarize_cell(cell: Cell, metrics: Sequence[EpisodeMetrics]) -> dict[str, Any]:
     """The per-cell numbers logged to MLflow and written to the cell's summary.json."""
-    return {
-        "cell": cell.id, "model": cell.model, "runtime": cell.runtime, "difficulty": cell.difficulty,
-        "episodes": len(metrics),
-        "mean_score": fmean(m.score for m in metrics),
-        "solved": sum(m.solved for m in metrics),
-        "mean_steps": fmean(m.steps for m in metrics),
-        "mean_total_tokens": fmean(m.total_tokens for m in metrics),
-        "mean_duration_s": fmean(m.duration_s for m in metrics),
-        "missing_variable_rate": fmean(m.missing_variable_errors > 0 for m in metrics),
-        "error_rate": fmean(m.error_steps > 0 for m in metrics),
-        "format_error_rate": fmean(m.format_errors > 0 for m in metrics),
-        "infrastructure_failures": sum(m.infrastructure_failure for m in metrics),
-        "stop_reasons": {r: sum(m.stop_reason == r for m in metrics) for r in sorted({m.stop_reason for m in metrics})},
-    }
+    return {"cell": cell.id, "model": cell.model, "runtime": cell.runtime, "difficulty": cell.difficulty} | summarize_metrics(metrics)
 
 
 PolicyFactory = Callable[[str], Policy]

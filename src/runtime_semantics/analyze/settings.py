@@ -1,4 +1,4 @@
-"""`<profile>.analysis`: how the evaluation results are summarised and tested.
+"""`<profile>.analyze`: how the evaluation results are summarised and tested.
 
 Fixed before looking at any results (docs/statistics.md: an equivalence margin chosen after
 seeing the data proves nothing). Confidence intervals are at level 1 - alpha; the equivalence
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class AnalysisParams(BaseModel):
+class AnalyzeParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     bootstrap_resamples: int = Field(ge=100, description="resamples per bootstrap interval (paper's code: 5000)")

@@ -12,10 +12,10 @@ import logging
 
 import pandas as pd
 
-from ..evaluation.results import DIFFICULTIES
+from ..evaluate.results import DIFFICULTIES
 from .conditions import COMPARISONS, EQUIVALENCE_COMPARISONS, TESTED_METRICS, Comparison
 from .record import EquivalenceTest, PairedTest
-from .settings import AnalysisParams
+from .settings import AnalyzeParams
 from .statistics import holm, paired_bootstrap, paired_power, tost_paired, tost_power, wilcoxon
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def paired(episodes: pd.DataFrame, comparison: Comparison, difficulty: str) -> p
     return both
 
 
-def paired_tests(episodes: pd.DataFrame, params: AnalysisParams) -> list[PairedTest]:
+def paired_tests(episodes: pd.DataFrame, params: AnalyzeParams) -> list[PairedTest]:
     """Wilcoxon signed-rank test, mean difference and (where meaningful) ratio for every metric."""
     tests: list[PairedTest] = []
     for metric, has_ratio in TESTED_METRICS.items():
@@ -60,7 +60,7 @@ def paired_tests(episodes: pd.DataFrame, params: AnalysisParams) -> list[PairedT
     return tests
 
 
-def equivalence_tests(episodes: pd.DataFrame, params: AnalysisParams) -> list[EquivalenceTest]:
+def equivalence_tests(episodes: pd.DataFrame, params: AnalyzeParams) -> list[EquivalenceTest]:
     """TOST on score (margin in points) for the comparisons where the paper claims equal quality."""
     family: list[dict] = []
     for comparison in (c for c in COMPARISONS if c.id in EQUIVALENCE_COMPARISONS):

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import UserError, describe_validation_error
-from ..evaluation.results import RUNTIMES
+from ..evaluate.results import RUNTIMES
 
 log = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime_semantics.evaluation import vllm_server
+from runtime_semantics.evaluate import vllm_server
 from runtime_semantics.params import load_settings
 
 from helpers import REPO_ROOT
@@ -20,8 +20,8 @@ def _option(command: list[str], flag: str) -> str:
 
 
 def test_the_paper_profile_serves_on_one_gpu():
-    stages = load_settings("paper", REPO_ROOT / "params.yaml").stages
-    command = vllm_server.serve_command("Qwen/Qwen3-8B", {}, stages.evaluate, stages.agent.context_limit_tokens)
+    sections = load_settings("paper", REPO_ROOT / "params.yaml").sections
+    command = vllm_server.serve_command("Qwen/Qwen3-8B", {}, sections.evaluate, sections.agent.context_limit_tokens)
     assert _option(command, "--tensor-parallel-size") == "1" and _option(command, "--data-parallel-size") == "1"
 
 
@@ -30,9 +30,9 @@ def test_parallel_sizes_from_params_reach_the_serve_command(tmp_path, tensor, da
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["paper"]["evaluate"]["vllm"] |= {"tensor_parallel_size": tensor, "data_parallel_size": data}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    stages = load_settings("paper", tmp_path / "params.yaml").stages
+    sections = load_settings("paper", tmp_path / "params.yaml").sections
     adapters = {"trained-persistent": Path("a/p"), "trained-stateless": Path("a/s")}
-    command = vllm_server.serve_command("Qwen/Qwen3-8B", adapters, stages.evaluate, stages.agent.context_limit_tokens)
+    command = vllm_server.serve_command("Qwen/Qwen3-8B", adapters, sections.evaluate, sections.agent.context_limit_tokens)
     assert _option(command, "--tensor-parallel-size") == str(tensor)
     assert _option(command, "--data-parallel-size") == str(data)
     assert command[-2:] == ["trained-persistent=a/p", "trained-stateless=a/s"], "the LoRA modules stay last"

@@ -8,11 +8,11 @@ import pandas as pd
 
 from .conditions import condition_order, difficulty_order
 from .record import CellSummary
-from .settings import AnalysisParams
+from .settings import AnalyzeParams
 from .statistics import bootstrap_mean, wilson_interval
 
 
-def summarize_cell(episodes: pd.DataFrame, params: AnalysisParams) -> CellSummary:
+def summarize_cell(episodes: pd.DataFrame, params: AnalyzeParams) -> CellSummary:
     """Summarise the episodes of one cell."""
     first = episodes.iloc[0]
     n = len(episodes)
@@ -34,22 +34,22 @@ def summarize_cell(episodes: pd.DataFrame, params: AnalysisParams) -> CellSummar
         episodes=n,
         score_pct=score,
         solved=int(episodes["solved"].sum()),
-        solved_share=wilson_interval(int(episodes["solved"].sum()), n, params.alpha),
+        solved_rate=wilson_interval(int(episodes["solved"].sum()), n, params.alpha),
         steps=float(episodes["steps"].mean()),
         total_tokens=tokens,
         duration_s=float(episodes["duration_s"].mean()),
         score_per_1k_tokens=score.value / (tokens / 1000) if tokens else 0.0,
-        missing_variable_share=wilson_interval(int(episodes["missing_variable"].sum()), n, params.alpha),
-        any_error_share=wilson_interval(int(episodes["any_error"].sum()), n, params.alpha),
+        missing_variable_rate=wilson_interval(int(episodes["missing_variable"].sum()), n, params.alpha),
+        any_error_rate=wilson_interval(int(episodes["any_error"].sum()), n, params.alpha),
         recovery_loop_length=float(episodes["failing_turns"].sum()) / loops if loops else None,
         state_reuse=float(episodes["state_reuse"].mean()),
-        reads_task_share=wilson_interval(int(reads.astype(bool).sum()), n, params.alpha) if len(reads) == n else None,
+        reads_task_rate=wilson_interval(int(reads.astype(bool).sum()), n, params.alpha) if len(reads) == n else None,
         errors_per_episode={kind: count / n for kind, count in sorted(errors.items())},
         infrastructure_failures=int(episodes["infrastructure_failure"].sum()),
     )
 
 
-def summarize_cells(episodes: pd.DataFrame, params: AnalysisParams) -> list[CellSummary]:
+def summarize_cells(episodes: pd.DataFrame, params: AnalyzeParams) -> list[CellSummary]:
     """One summary per cell present, ordered by difficulty, then condition."""
     summaries = [summarize_cell(group, params) for _, group in episodes.groupby("cell", sort=False)]
     return sorted(summaries, key=lambda s: (difficulty_order(s.difficulty), condition_order(s.condition)))

@@ -15,7 +15,7 @@ from .comparisons import equivalence_tests, paired_tests
 from .episodes import load_episodes, results_digest
 from .figures import write_figures
 from .record import AnalysisRecord, write_record
-from .settings import AnalysisParams
+from .settings import AnalyzeParams
 from .summary import summarize_cells
 from .tables import write_tables
 from .training_logs import read_loss_curves
@@ -23,7 +23,7 @@ from .training_logs import read_loss_curves
 log = logging.getLogger(__name__)
 
 
-def run_analysis_stage(*, profile: str, evaluation_dir: Path, train_dir: Path, out_dir: Path, params: AnalysisParams) -> AnalysisRecord:
+def run_analysis_stage(*, profile: str, evaluation_dir: Path, train_dir: Path, out_dir: Path, params: AnalyzeParams) -> AnalysisRecord:
     """Analyse every result under `evaluation_dir` (and the loss logs under `train_dir`) into `out_dir`."""
     episodes = load_episodes(evaluation_dir)
     log.info("%d episodes in %d cells", len(episodes), episodes["cell"].nunique())

@@ -9,27 +9,27 @@ from pathlib import Path
 import pytest
 
 from runtime_semantics.errors import UserError
-from runtime_semantics.evaluation import vllm_server
+from runtime_semantics.evaluate import vllm_server
 from runtime_semantics.params import load_settings
 
 from helpers import REPO_ROOT
 
 
 def test_serve_command_carries_the_paper_settings():
-    stages = load_settings("paper", REPO_ROOT / "params.yaml").stages
+    sections = load_settings("paper", REPO_ROOT / "params.yaml").sections
     adapters = {"trained-persistent": Path("a/p"), "trained-stateless": Path("a/s")}
-    command = vllm_server.serve_command("Qwen/Qwen3-8B", adapters, stages.evaluate, stages.agent.context_limit_tokens)
+    command = vllm_server.serve_command("Qwen/Qwen3-8B", adapters, sections.evaluate, sections.agent.context_limit_tokens)
     joined = " ".join(command)
     assert "serve Qwen/Qwen3-8B" in joined and "--served-model-name base" in joined
     assert "--max-model-len 40960" in joined and "--max-num-seqs 4" in joined and "--max-lora-rank 64" in joined
     assert command[-2:] == ["trained-persistent=a/p", "trained-stateless=a/s"]
-    endpoint = stages.evaluate.endpoint("http://127.0.0.1:8765/v1", "trained-stateless")
+    endpoint = sections.evaluate.endpoint("http://127.0.0.1:8765/v1", "trained-stateless")
     assert endpoint.model == "trained-stateless" and endpoint.api_key_env is None and endpoint.temperature == 0.2
 
 
 def test_a_server_that_dies_while_starting_is_a_clear_error(tmp_path, monkeypatch):
-    stages = load_settings("paper", REPO_ROOT / "params.yaml").stages
+    sections = load_settings("paper", REPO_ROOT / "params.yaml").sections
     monkeypatch.setattr(vllm_server, "serve_command", lambda *a: [sys.executable, "-c", "print('CUDA out of memory'); raise SystemExit(3)"])
     with pytest.raises(UserError, match="exited with code 3(.|\n)*CUDA out of memory"):
-        with vllm_server.serve_models("m", {}, stages.evaluate, 40960, tmp_path / "vllm.log"):
+        with vllm_server.serve_models("m", {}, sections.evaluate, 40960, tmp_path / "vllm.log"):
             pass

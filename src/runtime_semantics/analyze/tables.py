@@ -60,11 +60,11 @@ TABLES = (
     Table("errors", "Errors and state use per condition and difficulty: share of episodes with a missing-variable error and with "
                     "any failing turn (95% Wilson intervals), mean failing turns per recovery loop, cross-turn reuse per step, "
                     "episodes whose code uses the task's own budget and capacity, and episodes hit by an infrastructure failure (worker crash, endpoint error; not the model's doing).", _LEAD + (
-        Column("Missing-variable episodes % [95% CI]", True, lambda s: with_interval(s.missing_variable_share, 100)),
-        Column("Episodes with errors % [95% CI]", True, lambda s: with_interval(s.any_error_share, 100)),
+        Column("Missing-variable episodes % [95% CI]", True, lambda s: with_interval(s.missing_variable_rate, 100)),
+        Column("Episodes with errors % [95% CI]", True, lambda s: with_interval(s.any_error_rate, 100)),
         Column("Recovery-loop length", True, lambda s: "no loops" if s.recovery_loop_length is None else f"{s.recovery_loop_length:.2f}"),
         Column("Reuse per step", True, lambda s: f"{s.state_reuse:.2f}"),
-        Column("Reads its task % [95% CI]", True, lambda s: "—" if s.reads_task_share is None else with_interval(s.reads_task_share, 100)),
+        Column("Reads its task % [95% CI]", True, lambda s: "—" if s.reads_task_rate is None else with_interval(s.reads_task_rate, 100)),
         Column("Infrastructure failures", True, lambda s: str(s.infrastructure_failures)),
     )),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..evaluation.results import DIFFICULTIES, MODELS, RUNTIMES
+from ..evaluate.results import DIFFICULTIES, MODELS, RUNTIMES
 
 CONDITIONS: tuple[str, ...] = tuple(f"{model}.{runtime}" for model in MODELS for runtime in RUNTIMES)
 _TRAINING = {"base": "base", "trained-persistent": "persistent-trained", "trained-stateless": "stateless-trained"}

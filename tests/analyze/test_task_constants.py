@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runtime_semantics.agent.prompts import PromptBuilder, PromptStyle
 from runtime_semantics.agent.trace import Message, Outcome, Step, Trace
-from runtime_semantics.analysis.behaviour import constants_assigned, reads_task_constants
+from runtime_semantics.analyze.behaviour import constants_assigned, reads_task_constants
 
 GOAL = PromptBuilder(style=PromptStyle.PAPER, persistent=True, max_tool_calls=25).goal(
     {"item_ids": ["item_a01"] * 12, "capacity": 34, "inspect_budget": 9, "classes": ["A", "B"]}

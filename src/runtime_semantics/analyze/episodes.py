@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
-from ..evaluation.results import RESULT_SUFFIX, EpisodeResult, iter_results
+from ..evaluate.results import RESULT_SUFFIX, EpisodeResult, iter_results
 from .behaviour import cross_turn_reuse, reads_task_constants
 
 FORMAT_ERROR = "format error"

@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from runtime_semantics.analysis.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, condition_label
-from runtime_semantics.analysis.episodes import load_episodes
-from runtime_semantics.analysis.figures import (
+from runtime_semantics.analyze.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, condition_label
+from runtime_semantics.analyze.episodes import load_episodes
+from runtime_semantics.analyze.figures import (
     error_types_by_condition,
     figure_style,
     missing_variable_rate_by_condition,
@@ -20,8 +20,8 @@ from runtime_semantics.analysis.figures import (
     steps_distribution,
     tokens_by_condition,
 )
-from runtime_semantics.analysis.record import read_record
-from runtime_semantics.analysis.training_logs import read_loss_curves
+from runtime_semantics.analyze.record import read_record
+from runtime_semantics.analyze.training_logs import read_loss_curves
 from runtime_semantics.errors import UserError
 
 FIGURES = [
@@ -62,7 +62,7 @@ def test_every_cell_is_summarised_and_every_comparison_tested(analysis_dir):
     assert tokens.power is not None and tokens.power > 0.05  # a real difference has more than the false-positive rate
     assert [(t.comparison, t.difficulty) for t in record.equivalence_tests] == [("aligned", "easy"), ("aligned", "hard")]
     mismatch = next(c for c in record.cells if c.cell == "trained-persistent.stateless.hard")
-    assert mismatch.missing_variable_share.value == 1.0 and mismatch.score_pct.value == 0.0
+    assert mismatch.missing_variable_rate.value == 1.0 and mismatch.score_pct.value == 0.0
 
 
 def test_figures_are_written_as_png_and_pdf(analysis_dir):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT, TINY_BASE, run_cli
-from runtime_semantics.evaluation.results import Cell, iter_results, read_result
+from runtime_semantics.evaluate.results import Cell, iter_results, read_result
 from runtime_semantics.tasks import iter_set, write_tasks
 
 CELLS = ["base.persistent.easy", "trained-stateless.stateless.hard"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from runtime_semantics.analysis.statistics import (
+from runtime_semantics.analyze.statistics import (
     bootstrap_mean, holm, paired_bootstrap, paired_power, tost_paired, tost_power, wilcoxon, wilson_interval,
 )
 

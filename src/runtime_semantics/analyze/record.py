@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import UserError, describe_validation_error
 from ..files import atomic_write_text
-from .settings import AnalysisParams
+from .settings import AnalyzeParams
 
 RECORD_FILE = "analysis.json"
 
@@ -42,17 +42,17 @@ class CellSummary(_Record):
     episodes: int
     score_pct: Estimate = Field(description="mean % of optimal, bootstrap interval")
     solved: int
-    solved_share: Estimate = Field(description="Wilson interval")
+    solved_rate: Estimate = Field(description="Wilson interval")
     steps: float
     total_tokens: float
     duration_s: float
     score_per_1k_tokens: float = Field(description="mean score % per 1,000 mean total tokens (the paper's efficiency column)")
-    missing_variable_share: Estimate = Field(description="episodes with any missing-variable error, Wilson interval")
-    any_error_share: Estimate = Field(description="episodes with any failing turn (execution or format error), Wilson interval")
+    missing_variable_rate: Estimate = Field(description="episodes with any missing-variable error, Wilson interval")
+    any_error_rate: Estimate = Field(description="episodes with any failing turn (execution or format error), Wilson interval")
     recovery_loop_length: float | None = Field(description="mean failing turns per recovery loop; None when the cell has no loop")
-    state_reuse: float = Field(description="mean cross-turn reuse per step (analysis/behaviour.py)")
-    reads_task_share: Estimate | None = Field(
-        None, description="episodes whose code uses the task's own budget and capacity (analysis/behaviour.py), Wilson interval; "
+    state_reuse: float = Field(description="mean cross-turn reuse per step (analyze/behaviour.py)")
+    reads_task_rate: Estimate | None = Field(
+        None, description="episodes whose code uses the task's own budget and capacity (analyze/behaviour.py), Wilson interval; "
         "None when the goal messages are not in our wording"
     )
     errors_per_episode: dict[str, float] = Field(description="mean failing turns per episode, by error type")
@@ -98,7 +98,7 @@ class EquivalenceTest(_Record):
 
 class AnalysisRecord(_Record):
     profile: str
-    settings: AnalysisParams
+    settings: AnalyzeParams
     evaluation_dir: str
     results_sha256: str
     episodes: int

@@ -100,7 +100,7 @@ def score_by_condition(cells: Sequence[CellSummary]) -> Figure:
 
 def missing_variable_rate_by_condition(cells: Sequence[CellSummary]) -> Figure:
     """Share of episodes with a missing-variable error per condition, 95% Wilson interval (claim 2)."""
-    return _bars_with_intervals(cells, lambda c: c.missing_variable_share, "Missing-variable episodes (%, 95% CI)", scale=100)
+    return _bars_with_intervals(cells, lambda c: c.missing_variable_rate, "Missing-variable episodes (%, 95% CI)", scale=100)
 
 
 def _plain_log_axis(axis) -> None:
