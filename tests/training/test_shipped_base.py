@@ -61,8 +61,8 @@ def test_copy_documents_are_seeded_single_turn_chats_whose_code_copies_the_given
 
 
 DRILLS = [
-    {"steps": 2, "seq_len": 64, "batch_size": 2, "learning_rate": 0.001, "max_run": 10, "gapped": False},
-    {"steps": 2, "seq_len": 128, "batch_size": 2, "learning_rate": 0.001, "max_run": 10, "gapped": True, "runs_per_row": 3, "text_share": 0.5},
+    {"steps": 2, "seq_len": 64, "batch_size": 2, "learning_rate": 0.001, "max_run": 10, "gapped": False, "seed": 0},
+    {"steps": 2, "seq_len": 128, "batch_size": 2, "learning_rate": 0.001, "max_run": 10, "gapped": True, "runs_per_row": 3, "text_share": 0.5, "seed": 1},
 ]
 
 

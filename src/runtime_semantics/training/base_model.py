@@ -68,6 +68,7 @@ class DrillPhase(Section):
     gapped: bool = Field(description="false: runs repeated at once, in rows of random tokens; true: repeated later inside corpus text")
     runs_per_row: int = Field(1, ge=1, description="gapped: runs written over each drill row")
     text_share: float = Field(0.0, ge=0, lt=1, description="gapped: rows of plain corpus text, every token counted, so the text is not forgotten")
+    seed: int = Field(description="seeds the phase's rows; when the circuit forms depends on it (see docs/mini.md)")
 
     @model_validator(mode="after")
     def _fits(self) -> DrillPhase:
@@ -209,7 +210,7 @@ def build_tiny_base(
         losses = loaded["summary"]["losses"]
         corpus_phase = {"tokens_per_second": loaded["summary"]["tokens_per_second"], "corpus_phase_from": loaded["weights_sha256"]}
     vocab = [i for i in range(len(tokenizer)) if i not in set(tokenizer.all_special_ids)]
-    drill_phases = [_drill_phase(model, phase, index, stream, vocab, eos, pre.seed) for index, phase in enumerate(pre.drills)]
+    drill_phases = [_drill_phase(model, phase, index, stream, vocab, eos) for index, phase in enumerate(pre.drills)]
     model.save_pretrained(str(tokenizer_dir))
     summary = {
         "kind": "tiny",
@@ -263,11 +264,11 @@ def _corpus_phase(model: Any, stream: list[int], pre: Pretraining) -> list[float
     return losses
 
 
-def _drill_phase(model: Any, phase: DrillPhase, index: int, stream: list[int], vocab: list[int], eos: int, seed: int) -> dict[str, Any]:
+def _drill_phase(model: Any, phase: DrillPhase, index: int, stream: list[int], vocab: list[int], eos: int) -> dict[str, Any]:
     """Train on one phase's drill rows (drills.py); returns its losses' summary and the copy accuracy after it."""
     import torch
 
-    rng = random.Random(f"drills/{seed}/{index}")
+    rng = random.Random(phase.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=phase.learning_rate, weight_decay=0.01)
 
     def row() -> tuple[list[int], list[int]]:
