@@ -23,9 +23,9 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from induction_drills import train_step  # benchmarks/ is on the path when a benchmark runs as a script
+from runtime_semantics.training.base_model import train_step
 from runtime_semantics.training.copy_documents import copy_documents
-from runtime_semantics.training.drills import back_to_back_row
+from runtime_semantics.training.drills import back_to_back_row, drill_vocab
 
 HELD_OUT_SEED = 99_999
 TRAINING_SEED = 4_242
@@ -77,8 +77,7 @@ def main() -> None:
         stream += tokenizer(tokenizer.apply_chat_template(chat, tokenize=False), add_special_tokens=False)["input_ids"] + [eos]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     rng, seq_len, batch_size = random.Random(0), 512, 8
-    special = set(tokenizer.all_special_ids)
-    vocab = [i for i in range(len(tokenizer)) if i not in special]
+    vocab = drill_vocab(tokenizer)
 
     def row() -> tuple[list[int], list[int]]:
         if not args.drill_share or rng.random() >= args.drill_share:  # 0: the same draws as copy chats alone

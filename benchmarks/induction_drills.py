@@ -25,17 +25,8 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from runtime_semantics.training.drills import back_to_back_row
-
-
-def train_step(model, optimizer, rows: list[tuple[list[int], list[int]]]) -> float:
-    """One clipped AdamW step on (ids, labels) rows; returns the loss."""
-    loss = model(input_ids=torch.tensor([r[0] for r in rows]), labels=torch.tensor([r[1] for r in rows]), use_cache=False).loss
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    optimizer.zero_grad()
-    return loss.item()
+from runtime_semantics.training.base_model import train_step
+from runtime_semantics.training.drills import back_to_back_row, drill_vocab
 
 
 def main() -> None:
@@ -53,8 +44,7 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(args.model, local_files_only=True)
     torch.manual_seed(0)
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    special = set(tokenizer.all_special_ids)
-    vocab = [i for i in range(len(tokenizer)) if i not in special]
+    vocab = drill_vocab(tokenizer)
     rng = random.Random(0)
 
     def probe() -> float:

@@ -25,7 +25,8 @@ import platform
 import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +40,7 @@ from ..progress import ProgressLog
 from ..section import Section
 from ..tasks import DifficultySettings, iter_set
 from .copy_documents import copy_documents
-from .drills import back_to_back_row, copy_accuracy, gapped_row
+from .drills import back_to_back_row, copy_accuracy, drill_vocab, gapped_row
 from .tiny_tokenizer import stdlib_sources, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -151,17 +152,27 @@ def chat_documents(sources: list[str], max_chars: int) -> Iterator[list[dict[str
             yield [{"role": "user", "content": ask}, {"role": "assistant", "content": f"Here is `{node.name}`.\n\n```python\n{code}\n```"}]
 
 
-def _packed_batches(token_stream: list[int], params: Pretraining) -> Iterator[Any]:
-    """Random windows of `seq_len` tokens from the concatenated corpus, seeded."""
-    import torch
-
+def _packed_batches(token_stream: list[int], params: Pretraining) -> Iterator[list[tuple[list[int], list[int]]]]:
+    """Random windows of `seq_len` tokens from the concatenated corpus, seeded, as (ids, labels) rows: every token counted."""
     rng = random.Random(params.seed)
     limit = len(token_stream) - params.seq_len - 1
     if limit <= 0:
         raise UserError(f"base.pretraining.seq_len: {params.seq_len} is longer than the whole corpus ({len(token_stream)} tokens)")
     while True:
         starts = [rng.randrange(limit) for _ in range(params.batch_size)]
-        yield torch.tensor([token_stream[s : s + params.seq_len] for s in starts])
+        yield [(window, window) for window in (token_stream[s : s + params.seq_len] for s in starts)]
+
+
+def train_step(model: Any, optimizer: Any, rows: list[tuple[list[int], list[int]]]) -> float:
+    """One clipped AdamW step of causal-LM loss on (ids, labels) rows; returns the loss."""
+    import torch
+
+    loss = model(input_ids=torch.tensor([r[0] for r in rows]), labels=torch.tensor([r[1] for r in rows]), use_cache=False).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
 
 
 def build_tiny_base(
@@ -209,7 +220,7 @@ def build_tiny_base(
         model = Qwen3ForCausalLM.from_pretrained(str(tokenizer_dir), local_files_only=True)
         losses = loaded["summary"]["losses"]
         corpus_phase = {"tokens_per_second": loaded["summary"]["tokens_per_second"], "corpus_phase_from": loaded["weights_sha256"]}
-    vocab = [i for i in range(len(tokenizer)) if i not in set(tokenizer.all_special_ids)]
+    vocab = drill_vocab(tokenizer)
     drill_phases = [_drill_phase(model, phase, index, stream, vocab, eos) for index, phase in enumerate(pre.drills)]
     model.save_pretrained(str(tokenizer_dir))
     summary = {
@@ -227,7 +238,7 @@ def build_tiny_base(
         "first_loss": losses[0],
         "final_loss": sum(losses[-10:]) / len(losses[-10:]),
         "drill_phases": drill_phases,
-        "copy_accuracy": _copy_accuracies(model, vocab, stream),
+        "copy_accuracy": drill_phases[-1]["copy_accuracy"] if drill_phases else _copy_accuracies(model, vocab, stream),
         "losses": losses,
     }
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
@@ -250,17 +261,11 @@ def _corpus_phase(model: Any, stream: list[int], pre: Pretraining) -> list[float
     losses: list[float] = []
     model.train()
     batches = _packed_batches(stream, pre)
-    with _StepProgress("base pretraining", pre.steps) as progress:
+    with _step_progress("base pretraining", pre.steps) as progress:
         for _ in range(pre.steps):
-            batch = next(batches)
-            loss = model(input_ids=batch, labels=batch, use_cache=False).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            losses.append(train_step(model, optimizer, next(batches)))
             scheduler.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-            progress.step(losses[-1])
+            progress(losses[-1])
     return losses
 
 
@@ -283,16 +288,10 @@ def _drill_phase(model: Any, phase: DrillPhase, index: int, stream: list[int], v
     losses: list[float] = []
     started = time.perf_counter()
     model.train()
-    with _StepProgress(f"base drills {index + 1}", phase.steps) as progress:
+    with _step_progress(f"base drills {index + 1}", phase.steps) as progress:
         for _ in range(phase.steps):
-            rows = [row() for _ in range(phase.batch_size)]
-            loss = model(input_ids=torch.tensor([r[0] for r in rows]), labels=torch.tensor([r[1] for r in rows]), use_cache=False).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-            progress.step(losses[-1])
+            losses.append(train_step(model, optimizer, [row() for _ in range(phase.batch_size)]))
+            progress(losses[-1])
     return {
         "steps": phase.steps,
         "seconds": round(time.perf_counter() - started, 1),
@@ -310,29 +309,21 @@ def _copy_accuracies(model: Any, vocab: list[int], stream: list[int]) -> dict[st
     return {str(distance): round(copy_accuracy(model, vocab, stream, distance), 3) for distance in COPY_DISTANCES}
 
 
-class _StepProgress:
-    """A bar on a terminal, and a line once a minute in the log (ProgressLog) where no bar is seen."""
+@contextmanager
+def _step_progress(label: str, total: int) -> Iterator[Callable[[float], None]]:
+    """A bar on a terminal, and a line once a minute in the log (ProgressLog) where no bar is seen; yields step(loss)."""
+    lines = ProgressLog(label, total, unit="steps")
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+    ) as progress:
+        bar = progress.add_task("steps", total=total, loss="-")
 
-    def __init__(self, label: str, total: int) -> None:
-        self._label, self._total, self._done = label, total, 0
+        def step(loss: float) -> None:
+            progress.update(bar, advance=1, loss=f"{loss:.3f}")
+            lines.update(loss=f"{loss:.3f}")
 
-    def __enter__(self) -> _StepProgress:
-        self._lines = ProgressLog(self._label, self._total, unit="steps")
-        self._progress = Progress(
-            TextColumn(self._label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-        )
-        self._progress.__enter__()
-        self._bar = self._progress.add_task("steps", total=self._total, loss="-")
-        return self
-
-    def step(self, loss: float) -> None:
-        self._done += 1
-        self._progress.update(self._bar, advance=1, loss=f"{loss:.3f}")
-        self._lines.update(self._done, loss=f"{loss:.3f}")
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
+        yield step
 
 
 def _load_corpus_phase(params: BaseParams, family_easy: DifficultySettings, source: Path, model_dir: Path) -> dict[str, Any]:

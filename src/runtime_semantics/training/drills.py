@@ -21,6 +21,12 @@ from collections.abc import Sequence
 IGNORED = -100  # label of a position the loss skips
 
 
+def drill_vocab(tokenizer) -> list[int]:
+    """The ids a drill's random runs are drawn from: every token but the special ones (chat markup, end of text)."""
+    special = set(tokenizer.all_special_ids)
+    return [i for i in range(len(tokenizer)) if i not in special]
+
+
 def back_to_back_row(rng: random.Random, vocab: Sequence[int], eos: int, seq_len: int, max_run: int) -> tuple[list[int], list[int]]:
     """`seq_len` tokens of runs of 5 to `max_run` random tokens, each followed by itself and an
     end-of-text token; the labels count only the repeats (and the end-of-text)."""
