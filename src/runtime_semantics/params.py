@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import UserError, describe_validation_error
 from .agent.settings import AgentSettings, TracesParams
@@ -37,6 +37,19 @@ class TaskSetSpec(Section):
     difficulty: Literal["easy", "hard"]
     n: int = Field(gt=0, description="number of instances")
     seed: int = Field(ge=0, description="base seed; instance seeds are derived from it")
+    n_hard: int = Field(
+        0, ge=0, description="hard instances added after the `n` easy ones (a mixed training set; the paper trains on easy only)"
+    )
+
+    @model_validator(mode="after")
+    def _mixed_only_from_easy(self) -> TaskSetSpec:
+        if self.n_hard and self.difficulty != "easy":
+            raise ValueError("n_hard adds hard instances to an easy set; this set is already hard")
+        return self
+
+    def parts(self) -> list[tuple[Literal["easy", "hard"], int]]:
+        """(difficulty, count) in the order the set holds them."""
+        return [(self.difficulty, self.n)] + ([("hard", self.n_hard)] if self.n_hard else [])
 
 
 class TasksParams(Section):

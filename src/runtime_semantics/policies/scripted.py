@@ -255,12 +255,13 @@ class ScriptedTeacher(Policy):
                     'print(f"inspected {len($info)} items so far; {BUDGET - len($info)} inspections left")\n'
                 )
         else:
+            # the capacity is printed last, next to where the take block has to write it again
             code = (
-                f"import json\n\nBUDGET = {public['inspect_budget']}\n"
+                f"import json\n\nBUDGET = {public['inspect_budget']}\nCAPACITY = {public['capacity']}\n"
                 "$ids = json.loads(list_items())\nbatch = {}\n"
                 "for item_id in $ids[$start:$end]:\n    batch[item_id] = json.loads(inspect(item_id))\n"
                 "print(json.dumps(batch))\n"
-                'print(f"{BUDGET - $start - len(batch)} inspections left")\n'
+                'print(f"{BUDGET - $start - len(batch)} inspections left; capacity {CAPACITY}")\n'
             )
         return self._block(self._sub(habits, code, start=start, end=end, first=chunk - 1, chunk=chunk))
 
@@ -291,8 +292,8 @@ class ScriptedTeacher(Policy):
         status = _last_status(observations) or {}
         code = (
             "import json\n\n"
-            f"$info = {_literal(seen)}\n"
             f"CAPACITY = {public['capacity']}\n"
+            f"$info = {_literal(seen)}\n"
             f"$banned = set({json.dumps(status.get('banned', []))})\n"
             f"$verified = set({json.dumps(status.get('verified', []))})\n"
             f"$taken = {json.dumps(status.get('taken', []))}\n\n"
@@ -300,7 +301,7 @@ class ScriptedTeacher(Policy):
             + "\n\n"
             + attempt
             + 'print(json.dumps({"taken": $taken, "banned": sorted($banned), "verified": sorted($verified), '
-            '"complete": complete}))\n'
+            '"complete": complete, "capacity": CAPACITY}))\n'
             + finish_line
         )
         return self._block(self._sub(habits, code))

@@ -17,7 +17,7 @@ from ..tasks.settings import TaskFamily
 _REASONS = {
     "student": "a CPU can neither fine-tune nor serve Qwen3-8B within the profile's time",
     "tasks.family": "the paper's catalogues (25-120 items, 12-hex-digit ids) are longer than a model this size can read and copy back",
-    "tasks.train": "training time on the CPU",
+    "tasks.train": "training time on the CPU; hard tasks too, because a model this size does not write numbers outside the ranges it was trained on (hard capacities reach 3 digits)",
     "teacher": "no API teacher offline; the scripted teacher solves the task in each runtime's own style",
     "train.method": "4-bit weights train slower than float32 on a CPU without bf16 instructions; the tiny base needs its output layer trained",
     "train.schedule": "set for the student's competence in its own runtime (a precondition), not for any cross-runtime cell",
@@ -68,7 +68,7 @@ def _method(p: ProfileParams) -> str:
 _ROWS: list[tuple[str, str, Callable[[ProfileParams, TaskFamily], Any]]] = [
     ("student", "student model", lambda p, f: _student(p)),
     ("tasks.family", "task family", lambda p, f: _family(f)),
-    ("tasks.train", "training tasks per runtime", lambda p, f: p.tasks.train.n),
+    ("tasks.train", "training tasks per runtime", lambda p, f: " + ".join(f"{n} {d}" for d, n in p.tasks.train.parts())),
     ("teacher", "teacher", lambda p, f: _teacher(p)),
     ("train.method", "fine-tuning", lambda p, f: _method(p)),
     ("train.schedule", "epochs, learning rate, sequence length",

@@ -32,12 +32,14 @@ def run_tasks_stage(settings: Settings, out_dir: Path) -> dict[str, Path]:
         TextColumn("tasks {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True)
     ) as progress:
         for name, spec in sets.items():
-            bar = progress.add_task(name, total=spec.n)
-            difficulty_settings = getattr(settings.task_family, spec.difficulty)
+            parts = spec.parts()
+            bar = progress.add_task(name, total=sum(n for _, n in parts))
             tasks = []
-            for task in iter_set(difficulty_settings, split=name, difficulty=spec.difficulty, base_seed=spec.seed, n=spec.n):
-                tasks.append(task)
-                progress.advance(bar)
+            for difficulty, n in parts:
+                difficulty_settings = getattr(settings.task_family, difficulty)
+                for task in iter_set(difficulty_settings, split=name, difficulty=difficulty, base_seed=spec.seed, n=n):
+                    tasks.append(task)
+                    progress.advance(bar)
             repeated = seen_seeds.intersection(t.seed for t in tasks)
             if repeated:  # a training instance must never also be an evaluation instance
                 raise UserError(f"set {name!r} repeats instance seeds of an earlier set: {sorted(repeated)[:3]}")
@@ -45,7 +47,7 @@ def run_tasks_stage(settings: Settings, out_dir: Path) -> dict[str, Path]:
             path = out_dir / f"{name}.jsonl"
             write_tasks(path, tasks)
             written[name] = path
-            summary[name] = {"difficulty": spec.difficulty, "seed": spec.seed, **task_set_stats(tasks).model_dump()}
+            summary[name] = {"difficulty": spec.difficulty, "n_hard": spec.n_hard, "seed": spec.seed, **task_set_stats(tasks).model_dump()}
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     log.info("wrote %d task sets to %s", len(written), out_dir)
     return written
