@@ -2,6 +2,8 @@
 
 import json
 
+import yaml
+
 from helpers import run_cli
 from runtime_semantics.tasks import read_tasks
 
@@ -23,6 +25,22 @@ def test_generate_writes_every_set_and_a_summary_and_is_reproducible(tmp_path, r
     assert again.returncode == 0
     assert {name: (task_dir / name).read_bytes() for name in files} == contents
     assert not [p for p in task_dir.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_a_mixed_training_set_holds_its_easy_then_its_hard_instances_and_none_of_the_evaluation_ones(tmp_path, repo_root):
+    data = yaml.safe_load((repo_root / "params.yaml").read_text())
+    data["smoke"]["tasks"]["train"].update(n=3, n_hard=2)
+    data["smoke"]["tasks"]["eval_hard"].update(seed=data["smoke"]["tasks"]["train"]["seed"])  # same base seed: ids must still differ
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(data))
+    proc = run_cli("tasks", "generate", "--profile", "smoke", "--params", str(params), "--artifacts", str(tmp_path / "a"))
+    assert proc.returncode == 0, proc.stderr
+    task_dir = tmp_path / "a" / "smoke" / "tasks"
+    train = read_tasks(task_dir / "train.jsonl")
+    assert [t.difficulty for t in train] == ["easy", "easy", "easy", "hard", "hard"]
+    assert not {t.seed for t in train} & {t.seed for t in read_tasks(task_dir / "eval_hard.jsonl")}
+    summary = json.loads((task_dir / "summary.json").read_text())["train"]
+    assert (summary["n"], summary["n_hard"]) == (5, 2)
 
 
 def test_stats_json_reports_the_documented_fields(tmp_path):

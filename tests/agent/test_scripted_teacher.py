@@ -83,3 +83,16 @@ def test_varied_habits_differ_between_episodes(easy_tasks, counter):
     names = {run(task, "persistent", "persistent", counter).messages[2].content.split("= json.loads(list_items())")[0].split()[-1]
              for task in easy_tasks}
     assert len(names) > 1
+
+
+def test_stateless_style_writes_the_capacity_where_the_line_above_says_it(easy_tasks, hard_task, counter):
+    """A small student copies a number well from a few tokens back and badly from a prompt a thousand
+    tokens back: each stateless block that needs CAPACITY follows an output whose last line states it."""
+    for task in [easy_tasks[0], hard_task]:
+        trace = run(task, "stateless", "stateless", counter, "fixed")
+        capacity = task.public.capacity
+        for step, previous in zip(trace.steps[1:], trace.steps[:-1]):
+            if "CAPACITY" not in (step.code or ""):
+                continue
+            assert f"CAPACITY = {capacity}" in step.code.splitlines()[:4], step.code[:200]
+            assert str(capacity) in previous.observation.strip().splitlines()[-1], previous.observation[-200:]
