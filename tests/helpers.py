@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +56,15 @@ def train_workspace(root: Path, tiny_base: Path, family, train: dict) -> Path:
         limits=RuntimeLimits(wall_timeout_s=20), tokenizer="builtin:qwen3",
     )
     return root
+
+
+def edited_params(tmp_path: Path, repo_root: Path, edit: Callable[[dict], object]) -> Path:
+    """A copy of the repository's params.yaml in `tmp_path`, after `edit` changed its parsed data."""
+    data = yaml.safe_load((repo_root / "params.yaml").read_text())
+    edit(data)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -2,9 +2,7 @@
 
 import json
 
-import yaml
-
-from helpers import run_cli
+from helpers import edited_params, run_cli
 from runtime_semantics.tasks import read_tasks
 
 
@@ -28,11 +26,12 @@ def test_generate_writes_every_set_and_a_summary_and_is_reproducible(tmp_path, r
 
 
 def test_a_mixed_training_set_holds_its_easy_then_its_hard_instances_and_none_of_the_evaluation_ones(tmp_path, repo_root):
-    data = yaml.safe_load((repo_root / "params.yaml").read_text())
-    data["smoke"]["tasks"]["train"].update(n=3, n_hard=2)
-    data["smoke"]["tasks"]["eval_hard"].update(seed=data["smoke"]["tasks"]["train"]["seed"])  # same base seed: ids must still differ
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(data))
+    def mixed(data: dict) -> None:
+        tasks = data["smoke"]["tasks"]
+        tasks["train"].update(n=3, n_hard=2)
+        tasks["eval_hard"].update(seed=tasks["train"]["seed"])  # the same base seed: instance seeds must still differ
+
+    params = edited_params(tmp_path, repo_root, mixed)
     proc = run_cli("tasks", "generate", "--profile", "smoke", "--params", str(params), "--artifacts", str(tmp_path / "a"))
     assert proc.returncode == 0, proc.stderr
     task_dir = tmp_path / "a" / "smoke" / "tasks"

@@ -1,21 +1,10 @@
 """A bad params file stops every command with one line naming the file and key, exit code 2."""
 
-from pathlib import Path
-
 import pytest
-import yaml
 
-from helpers import run_cli
+from helpers import edited_params, run_cli
 from runtime_semantics.errors import UserError
 from runtime_semantics.params import PROFILES, load_settings
-
-
-def edited_params(tmp_path: Path, repo_root: Path, edit) -> Path:
-    data = yaml.safe_load((repo_root / "params.yaml").read_text())
-    edit(data)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def test_every_profile_in_the_shipped_file_loads(repo_root):
