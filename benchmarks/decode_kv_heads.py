@@ -22,9 +22,9 @@ from runtime_semantics.params import load_params_file
 from runtime_semantics.policies.kv_decoding import KVDecoder, KVStore, Row
 
 
-def ms_per_step(model: Qwen3ForCausalLM, batch: int, context: int, vocab: int) -> float:
+def ms_per_step(model: Qwen3ForCausalLM, batch: int, context: int, vocab: int, cache_dtype: torch.dtype | None = None) -> float:
     """Decode 36 and 4 tokens per row from cached prompts; the difference is 32 pure decode steps."""
-    decoder = KVDecoder(model, [-1], KVStore(4 * batch))
+    decoder = KVDecoder(model, [-1], KVStore(4 * batch), cache_dtype=cache_dtype)
     rows = [Row(key=f"{context}-{i}", ids=torch.randint(10, vocab, (context,)).tolist(), budget=1) for i in range(batch)]
     decoder.generate(rows)  # prefill into the store
     seconds = {}

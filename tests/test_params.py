@@ -26,6 +26,7 @@ CASES = {
     "missing key": (lambda d: d["task_family"]["easy"].pop("weight"), "task_family.easy.weight", "required key is missing"),
     "bad range": (lambda d: d["task_family"]["hard"].update(n_items={"min": 9, "max": 3}), "task_family.hard.n_items", "must not exceed"),
     "hard added to hard": (lambda d: d["smoke"]["tasks"]["eval_hard"].update(n_hard=2), "smoke.tasks.eval_hard", "already hard"),
+    "cache dtype for vllm": (lambda d: d["paper"]["evaluate"]["decoding"].update(kv_cache_dtype="bfloat16"), "paper.evaluate", "transformers engine"),
 }
 
 

@@ -112,3 +112,48 @@ def test_closing_the_policy_frees_its_model(tiny_model_dir: Path) -> None:
     policy.close()
     gc.collect()
     assert model() is None
+
+
+def test_a_bfloat16_cache_read_keeps_every_row_independent_of_its_batch(model: Any) -> None:
+    """The mirror is compacted with the batch: rows leaving early disturb no other row's tokens."""
+    rows = [Row(key=f"e{i}", ids=prompt(i, 10 + 17 * i), budget=budget) for i, budget in enumerate([3, 20, 1, 9, 14, 2])]
+    batched = KVDecoder(model, [STOP], KVStore(capacity=8), cache_dtype=torch.bfloat16).generate(rows)
+    alone = [KVDecoder(model, [STOP], KVStore(capacity=8), cache_dtype=torch.bfloat16).generate([row])[0] for row in rows]
+    assert batched == alone
+    assert [len(tokens) for tokens in batched] == [3, 20, 1, 9, 14, 2]
+
+
+def test_a_bfloat16_cache_read_changes_only_the_decode_steps_attention(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decode steps read bfloat16 keys and values; the prefill and the conversation kept for the next turn stay float32."""
+    from transformers import AutoModelForCausalLM
+
+    from runtime_semantics.policies import kv_decoding
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()  # its attention is switched
+    read: list[tuple[torch.dtype, torch.dtype, int]] = []
+    mixed = kv_decoding._mixed_precision_attention
+
+    def spy(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        read.append((query.dtype, key.dtype, query.shape[2]))
+        return mixed(module, query, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(kv_decoding, "_mixed_precision_attention", spy)
+    store = KVStore(capacity=4)
+    decoder = KVDecoder(model, [STOP], store, cache_dtype=torch.bfloat16)
+    ids = prompt(3, 30)
+    tokens = decoder.generate([Row(key="episode", ids=ids, budget=6)])[0]
+    assert tokens[0] == reference(model, ids, 1)[0]  # the first token comes from the float32 prefill
+    assert {(q, k) for q, k, length in read if length > 1} == {(torch.float32, torch.float32)}  # prefill
+    assert {(q, k) for q, k, length in read if length == 1} == {(torch.float32, torch.bfloat16)}  # decode steps
+    _, kept = store.prefix("episode", ids + tokens)
+    assert {k.dtype for pair in kept for k in pair} == {torch.float32}
+
+
+def test_a_conversation_continued_over_turns_with_a_bfloat16_cache_read_matches_a_fresh_start(model: Any) -> None:
+    ids = prompt(0, 40)
+    decoder = KVDecoder(model, [STOP], KVStore(capacity=4), cache_dtype=torch.bfloat16)
+    for turn in range(3):
+        tokens = decoder.generate([Row(key="episode", ids=ids, budget=12)])[0]
+        fresh = KVDecoder(model, [STOP], KVStore(capacity=4), cache_dtype=torch.bfloat16).generate([Row(key="new", ids=ids, budget=12)])[0]
+        assert tokens == fresh
+        ids = ids + tokens + prompt(turn + 1, 15)

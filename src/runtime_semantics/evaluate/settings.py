@@ -17,6 +17,10 @@ class DecodingSettings(BaseModel):
     do_sample: bool = Field(description="false: greedy, deterministic on CPU (a killed run resumes to identical results)")
     temperature: float = Field(0.7, gt=0, description="used when do_sample is true")
     top_p: float = Field(0.8, gt=0, le=1, description="used when do_sample is true")
+    kv_cache_dtype: Literal["auto", "bfloat16"] = Field(
+        "auto", description="transformers engine: dtype decode steps read the KV cache in (auto: the model's; "
+        "bfloat16 halves the bytes a CPU reads per step); vllm keeps its own (auto)"
+    )
 
 
 class VllmSettings(BaseModel):
@@ -52,6 +56,8 @@ class EvaluateParams(BaseModel):
     def _engine_settings(self) -> EvaluateParams:
         if self.engine == "vllm" and self.vllm is None:
             raise ValueError("engine 'vllm' needs the vllm section (max_num_seqs, ...)")
+        if self.engine == "vllm" and self.decoding.kv_cache_dtype != "auto":
+            raise ValueError("decoding.kv_cache_dtype is for the transformers engine; vllm reads its cache in the model's dtype (auto)")
         return self
 
     def endpoint(self, base_url: str, served_name: str) -> EndpointSettings:

@@ -235,6 +235,7 @@ def policy_factory(inputs: EvaluationInputs) -> Iterator[PolicyFactory]:
                 model=inputs.base_model(), adapter=str(adapter) if adapter else None, max_new_tokens=decoding.max_new_tokens,
                 do_sample=decoding.do_sample, temperature=decoding.temperature, top_p=decoding.top_p,
                 context_limit=inputs.agent.context_limit_tokens, batch_size=inputs.params.concurrent_episodes,
+                kv_cache_dtype=decoding.kv_cache_dtype,
             )
         )
 

@@ -11,6 +11,13 @@ is compacted now and then) when it stops.
 
 A row's tokens never depend on the rest of its batch: greedy rows take the argmax, sampled
 rows draw from their own generator seeded from that row alone (`Row.seed`).
+
+Long-context decoding on a CPU is bound by reading the cache: every step reads every row's
+keys and values. With `cache_dtype` (bfloat16) the decode steps' attention reads a copy of the
+batch cache in that dtype, half the bytes of float32; the queries are rounded to it too, and
+the attention output is cast back. Everything else stays in the model's dtype: the weights,
+the prefill, and the keys and values kept between turns, so only the decode steps' attention
+differs from a float32 run (as it would under bfloat16 on a GPU).
 """
 
 from __future__ import annotations
@@ -78,35 +85,83 @@ class KVStore:
 
 
 class _BatchLayer(DynamicLayer):
-    """One layer's cache for a decoding batch: written in place into preallocated tensors, read as views."""
+    """One layer's cache for a decoding batch: written in place into preallocated tensors, read as views.
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+    `buffer_*` hold the model's dtype (what the store keeps); with a `read_dtype` attention
+    reads a mirror in that dtype instead, written alongside.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int, read_dtype: torch.dtype | None = None,
+                 mirror: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.buffer_keys, self.buffer_values, self.length = keys, values, length
-        self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+        if mirror is None and read_dtype is not None and read_dtype != keys.dtype:
+            mirror = keys.to(read_dtype), values.to(read_dtype)
+        self.mirror = mirror
+        read_keys, read_values = mirror or (keys, values)
+        self.keys, self.values = read_keys[:, :, :length], read_values[:, :, :length]
         self.is_initialized = True
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.length + key_states.shape[-2]
         self.buffer_keys[:, :, self.length : end] = key_states
         self.buffer_values[:, :, self.length : end] = value_states
+        read_keys, read_values = self.buffer_keys, self.buffer_values
+        if self.mirror is not None:
+            read_keys, read_values = self.mirror
+            read_keys[:, :, self.length : end] = key_states
+            read_values[:, :, self.length : end] = value_states
         self.length = end
-        self.keys, self.values = self.buffer_keys[:, :, :end], self.buffer_values[:, :, :end]
+        self.keys, self.values = read_keys[:, :, :end], read_values[:, :, :end]
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
         return self.length
 
+    def select(self, index: torch.Tensor) -> _BatchLayer:
+        """The same layer for the rows at `index` only (a compacted batch)."""
+        mirror = None if self.mirror is None else (self.mirror[0].index_select(0, index), self.mirror[1].index_select(0, index))
+        return _BatchLayer(self.buffer_keys.index_select(0, index), self.buffer_values.index_select(0, index), self.length, mirror=mirror)
+
+
+def _mixed_precision_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+    """SDPA where the cache is read in a lower precision than the model computes in: the query is cast to the
+    cache's dtype and the output back. Matching dtypes (prefill, an unmirrored cache) take plain SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if key.dtype == query.dtype:
+        return sdpa_attention_forward(module, query, key, value, *args, **kwargs)
+    output, weights = sdpa_attention_forward(module, query.to(key.dtype), key, value, *args, **kwargs)
+    return output.to(query.dtype), weights
+
+
+MIXED_PRECISION_ATTENTION = "sdpa_mixed_precision_cache"
+
+
+def _use_mixed_precision_attention(model: Any) -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(MIXED_PRECISION_ATTENTION, _mixed_precision_attention)
+    AttentionMaskInterface.register(MIXED_PRECISION_ATTENTION, sdpa_mask)
+    model.set_attn_implementation(MIXED_PRECISION_ATTENTION)
+
 
 class KVDecoder:
     """Continue many prompts at once with a causal LM, reusing each conversation's cached prefix."""
 
-    def __init__(self, model: Any, stop_ids: Sequence[int], store: KVStore, sampling: Sampling | None = None) -> None:
+    def __init__(
+        self, model: Any, stop_ids: Sequence[int], store: KVStore, sampling: Sampling | None = None, cache_dtype: torch.dtype | None = None
+    ) -> None:
+        """`cache_dtype`: the dtype decode steps read the cache in (None: the model's own); see the module docstring."""
         self.model = model
         self.stop_ids = set(stop_ids)
         self.store = store
         self.sampling = sampling or Sampling()
         self.device = next(model.parameters()).device
+        self.read_dtype = None if cache_dtype in (None, model.dtype) else cache_dtype
+        if self.read_dtype is not None:
+            _use_mixed_precision_attention(model)
 
     @torch.inference_mode()
     def generate(self, rows: Sequence[Row]) -> list[list[int]]:
@@ -174,7 +229,7 @@ class KVDecoder:
             for i, kv in enumerate(prompts):
                 batch_keys[i, :, width - lengths[i] : width] = kv[layer][0]
                 batch_values[i, :, width - lengths[i] : width] = kv[layer][1]
-            layers.append(_BatchLayer(batch_keys, batch_values, width))
+            layers.append(_BatchLayer(batch_keys, batch_values, width, self.read_dtype))
         cache = Cache(layers=layers)
         mask = torch.zeros(len(rows), width + steps, dtype=torch.bool, device=self.device)
         for i, length in enumerate(lengths):
@@ -200,10 +255,7 @@ class KVDecoder:
             if len(live) <= 3 * len(batch) // 4:  # drop finished rows once a quarter of the batch is idle
                 kept = [position for position, i in enumerate(batch) if i in live]
                 index = torch.tensor(kept, device=self.device)
-                layers = [
-                    _BatchLayer(layer.buffer_keys.index_select(0, index), layer.buffer_values.index_select(0, index), layer.length)
-                    for layer in layers
-                ]
+                layers = [layer.select(index) for layer in layers]
                 cache = Cache(layers=layers)
                 mask = mask.index_select(0, index)
                 batch = [batch[position] for position in kept]

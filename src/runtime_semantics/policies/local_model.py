@@ -49,6 +49,9 @@ class LocalModelSettings(BaseModel):
         40960, ge=1, description="prompt plus reply tokens; a prompt leaving no room gets an empty 'context_limit' reply"
     )
     batch_size: int = Field(4, ge=1, description="prompts decoded together")
+    kv_cache_dtype: Literal["auto", "bfloat16"] = Field(
+        "auto", description="dtype decode steps read the KV cache in; auto: the model's (kv_decoding explains bfloat16)"
+    )
     enable_thinking: bool = Field(False, description="Qwen3 thinking mode (the paper keeps it off)")
 
 
@@ -157,7 +160,8 @@ class LocalModelPolicy(Policy):
         # Two conversations per batch row: the live episodes, with room for the runner's forgetting to lag.
         self._store = KVStore(capacity=2 * settings.batch_size)
         sampling = Sampling(temperature=settings.temperature, top_p=settings.top_p)
-        self._decoder = KVDecoder(self._model, self._stop_ids, self._store, sampling)
+        cache_dtype = None if settings.kv_cache_dtype == "auto" else _resolve_dtype(settings.kv_cache_dtype, self._device)
+        self._decoder = KVDecoder(self._model, self._stop_ids, self._store, sampling, cache_dtype)
         logger.info("loaded %s on %s (%s)", self.name, self._device, self._model.dtype)
 
     def next_turns(self, requests: Sequence[TurnRequest]) -> list[PolicyReply]:

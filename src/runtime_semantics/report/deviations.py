@@ -24,7 +24,8 @@ _REASONS = {
     "agent.limits": "bounds the episodes of models that never finish; the teacher's conversations fit with room to spare",
     "agent.prompt_style": "a diagnosis of the prompt confound",
     "evaluate.episodes_per_cell": "evaluation time on the CPU",
-    "evaluate.decoding": "greedy decoding is deterministic on the CPU, so a resumed run is identical",
+    "evaluate.decoding": "greedy decoding is deterministic on the CPU, so a resumed run is identical; a bfloat16 cache read halves "
+                         "the bytes a CPU decode step reads (the paper's GPU runs the whole model in bfloat16)",
     "runtime.limits": "shorter limits for shorter blocks",
 }
 
@@ -58,6 +59,12 @@ def _teacher(p: ProfileParams) -> str:
     return t.teacher
 
 
+def _decoding(p: ProfileParams) -> str:
+    d = p.evaluate.decoding
+    cache = f"; decode steps read the KV cache in {d.kv_cache_dtype}" if d.kv_cache_dtype != "auto" else ""
+    return ("sampled" if d.do_sample else "greedy") + cache
+
+
 def _method(p: ProfileParams) -> str:
     q, lora = p.train.quantization, p.train.lora
     weights = f"4-bit {q.quant_type}" if q.load_in_4bit else q.compute_dtype
@@ -76,7 +83,7 @@ _ROWS: list[tuple[str, str, Callable[[ProfileParams, TaskFamily], Any]]] = [
     ("agent.limits", "turns, context per episode", lambda p, f: f"{p.agent.max_turns} turns, {p.agent.context_limit_tokens:,} tokens"),
     ("agent.prompt_style", "prompts", lambda p, f: p.agent.prompt_style.value),
     ("evaluate.episodes_per_cell", "episodes per cell", lambda p, f: p.evaluate.episodes_per_cell),
-    ("evaluate.decoding", "decoding", lambda p, f: "greedy" if not p.evaluate.decoding.do_sample else "sampled"),
+    ("evaluate.decoding", "decoding", lambda p, f: _decoding(p)),
     ("runtime.limits", "per-block wall / CPU limit (s)", lambda p, f: f"{p.runtime.wall_timeout_s:g} / {p.runtime.cpu_time_s:g}"),
 ]
 

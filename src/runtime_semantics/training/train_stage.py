@@ -157,6 +157,22 @@ def load_base_for_training(source: str, params: TrainParams) -> Any:
     return model
 
 
+def score_only_labelled_tokens() -> None:
+    """Make TRL's fused LM head skip the positions whose loss is masked out, on the CPU too.
+
+    The head projects hidden states onto the vocabulary in tiles. TRL scores only labelled
+    positions where Triton runs (CUDA, XPU); elsewhere it scores every position so that tile
+    shapes stay fixed for compilers. Eager CPU training compiles nothing, and with the loss on
+    assistant turns only, most positions are prompt and tool output: their logits and their
+    backward pass are pure cost (the LM head is a third of the model's matrix work). The loss
+    and gradients are the same either way (masked positions contribute zero).
+    """
+    import trl.trainer.utils as trl_utils
+    from trl.kernels.chunked_logprob import _use_triton
+
+    trl_utils._use_triton = lambda device: device.type == "cpu" or _use_triton(device)  # only `compact` reads this name
+
+
 def trainer_class() -> type:
     from trl import SFTTrainer
 
@@ -295,6 +311,7 @@ def run_train_stage(
     if over_length:
         log.warning("%d of %d examples are longer than train.max_length=%d tokens and will be truncated",
                     over_length, len(train) + len(validation), params.max_length)
+    score_only_labelled_tokens()
     trainer = trainer_class()(
         model=model, args=sft_config(params, out_dir, bool(validation), processes), train_dataset=as_dataset(train),
         eval_dataset=as_dataset(validation) if validation else None, processing_class=tokenizer, peft_config=lora,
