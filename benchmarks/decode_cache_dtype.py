@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 from decode_kv_heads import ms_per_step
@@ -24,14 +25,11 @@ from runtime_semantics.policies.kv_decoding import KVDecoder, KVStore, Row
 SETTINGS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
-def agreement(model_dir: Path, batch: int, context: int, vocab: int, tokens: int = 64) -> float:
+def agreement(models: dict[str, Any], batch: int, context: int, vocab: int, tokens: int = 64) -> float:
     """Share of greedy tokens the two settings agree on, from random prompts (up to each row's first difference)."""
     torch.manual_seed(1)
     rows = [Row(key=str(i), ids=torch.randint(10, vocab, (context,)).tolist(), budget=tokens) for i in range(batch)]
-    outputs = []
-    for dtype in SETTINGS.values():
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-        outputs.append(KVDecoder(model, [-1], KVStore(2 * batch), cache_dtype=dtype).generate(rows))
+    outputs = [KVDecoder(models[name], [-1], KVStore(2 * batch), cache_dtype=dtype).generate(rows) for name, dtype in SETTINGS.items()]
     same = 0
     for a, b in zip(*outputs, strict=True):
         same += next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), len(a))
@@ -45,10 +43,8 @@ def main() -> None:
     parser.add_argument("--contexts", type=int, nargs="+", default=[1000, 2500, 3300])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    models = {}
-    for name, dtype in SETTINGS.items():  # one model each: a bfloat16 read switches the model's attention function
-        models[name] = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
-        KVDecoder(models[name], [-1], KVStore(1), cache_dtype=dtype)
+    # one model each: a decoder with a bfloat16 read switches its model's attention function
+    models = {name: AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval() for name in SETTINGS}
     vocab = models["float32"].config.vocab_size
     print(f"{args.model}, batch {args.batch}, {torch.get_num_threads()} threads, best of {args.rounds} alternating rounds")
     for context in args.contexts:
@@ -59,7 +55,7 @@ def main() -> None:
         f32, b16 = best["float32"], best["bfloat16"]
         print(f"context {context:>5}: float32 {f32:5.1f} ms/step ({1000 * args.batch / f32:5.0f} tok/s), "
               f"bfloat16 {b16:5.1f} ms/step ({1000 * args.batch / b16:5.0f} tok/s): {f32 / b16:.2f}x", flush=True)
-    share = agreement(args.model, 8, 500, vocab)
+    share = agreement(models, 8, 500, vocab)
     print(f"greedy tokens agreeing before a row's first difference (8 random prompts x 64 tokens): {share:.0%}")
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,6 @@ class _BatchLayer(DynamicLayer):
 def _mixed_precision_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
     """SDPA where the cache is read in a lower precision than the model computes in: the query is cast to the
     cache's dtype and the output back. Matching dtypes (prefill, an unmirrored cache) take plain SDPA."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if key.dtype == query.dtype:
         return sdpa_attention_forward(module, query, key, value, *args, **kwargs)
     output, weights = sdpa_attention_forward(module, query.to(key.dtype), key, value, *args, **kwargs)
