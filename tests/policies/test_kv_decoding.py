@@ -157,3 +157,25 @@ def test_a_conversation_continued_over_turns_with_a_bfloat16_cache_read_matches_
         fresh = KVDecoder(model, [STOP], KVStore(capacity=4), cache_dtype=torch.bfloat16).generate([Row(key="new", ids=ids, budget=12)])[0]
         assert tokens == fresh
         ids = ids + tokens + prompt(turn + 1, 15)
+
+
+@pytest.mark.parametrize("cache_dtype", [None, torch.bfloat16], ids=["float32", "bfloat16-read"])
+def test_rows_joining_a_running_batch_match_their_own_generation(model: Any, cache_dtype: torch.dtype | None) -> None:
+    """Rows join between steps, past the room made at first and longer than its columns (the cache grows), and leave."""
+    rows = [Row(key=f"e{i}", ids=prompt(i, 10 + 23 * i), budget=budget) for i, budget in enumerate([12, 5, 16, 9])]
+    batch = KVDecoder(model, [STOP], KVStore(capacity=8), cache_dtype=cache_dtype).batch(rows=1)
+    joins = {0: rows[0], 2: rows[1], 4: rows[2], 7: rows[3]}
+    got: dict[str, list[int]] = {}
+    for step in range(40):
+        if step in joins:
+            batch.add(joins[step])
+        got.update((row.key, tokens) for row, tokens in batch.step())
+    assert not batch and len(got) == 4
+    rows_room, _, columns, _ = batch.layers[0].buffers[0].shape
+    needed = max(len(row.ids) + row.budget - 1 for row in rows)
+    assert rows_room == 4 and needed <= columns <= 1.25 * needed  # grown by what the rows needed, one dimension at a time
+    alone = {row.key: KVDecoder(model, [STOP], KVStore(capacity=2), cache_dtype=cache_dtype).generate([row])[0] for row in rows}
+    assert got == alone
+    if cache_dtype is None:
+        assert got == {row.key: reference(model, row.ids, row.budget) for row in rows}
+    assert [len(got[row.key]) for row in rows] == [12, 5, 16, 9]

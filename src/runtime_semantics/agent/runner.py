@@ -4,7 +4,9 @@ Advancing K episodes together lets a policy answer their K next turns in one cal
 batched `generate` for a local model). In the rolling pool the K runtime blocks then run
 in parallel (each in its own sandbox worker; the threads here only wait on them), and a
 finished episode hands its slot to the next task at once instead of waiting for the
-slowest of its batch.
+slowest of its batch. With a policy that offers a `TurnStream` (a local model) the pool
+does not wait for the slowest turn either: a reply goes to its block as soon as it is
+decoded, and the episode's next turn joins the decoding batch at the next step.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from ..policies.base import Policy, PolicyError
+from ..policies.base import Policy, PolicyError, TurnStream
 from .episode import Episode
 from .trace import Trace
 
@@ -62,6 +64,10 @@ def run_rolling(
     active: list[Episode] = []
     with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="episode") as threads:
         try:
+            stream = policy.stream()
+            if stream is not None:
+                _stream_pool(pending, active, policy, stream, threads, slots, on_done)
+                return
             while True:
                 while len(active) < slots and (episode := next(pending, None)) is not None:
                     active.append(episode.__enter__())
@@ -78,11 +84,60 @@ def run_rolling(
                     else:
                         list(threads.map(lambda pair: pair[0].advance(pair[1]), zip(waiting, replies, strict=True)))
                 for episode in [e for e in active if e.done]:
-                    policy.forget(episode.key)
-                    trace = episode.trace()
-                    episode.__exit__(None, None, None)
-                    active.remove(episode)
-                    on_done(trace)
+                    _finish(episode, active, policy, on_done)
         finally:
             for episode in active:
                 episode.__exit__(None, None, None)
+
+
+def _finish(episode: Episode, active: list[Episode], policy: Policy, on_done: Callable[[Trace], None]) -> None:
+    policy.forget(episode.key)
+    trace = episode.trace()
+    episode.__exit__(None, None, None)
+    active.remove(episode)
+    on_done(trace)
+
+
+def _stream_pool(
+    pending: Iterator[Episode], active: list[Episode], policy: Policy, stream: TurnStream, threads: ThreadPoolExecutor,
+    slots: int, on_done: Callable[[Trace], None],
+) -> None:
+    """The rolling pool on a stream: decode a step; the replies it finished run their blocks (in parallel), and their
+    episodes' next turns join before the next step.
+
+    Waiting for those blocks keeps the schedule (which rows decode together at each step) a
+    function of the episodes alone, not of how long a block took, so a run can be repeated
+    exactly even where a row's numerics depend on its batch (a bfloat16 cache read).
+    """
+    asked: dict[int, Episode] = {}  # ticket -> the episode waiting for that reply
+
+    def ask(episode: Episode) -> None:
+        request = episode.next_request()
+        if request is not None:
+            try:
+                asked[stream.submit(request)] = episode
+                return
+            except PolicyError as error:
+                episode.fail(error)
+        _finish(episode, active, policy, on_done)
+
+    while True:
+        while len(active) < slots and (episode := next(pending, None)) is not None:
+            active.append(episode.__enter__())
+            ask(episode)
+        if not active:
+            return
+        if not stream.pending:
+            raise RuntimeError(f"{type(stream).__name__}: nothing pending while {len(active)} episodes wait for a turn")
+        try:
+            replies = stream.step()
+        except PolicyError as error:  # the policy cannot go on: every episode waiting on it stops
+            for episode in asked.values():
+                episode.fail(error)
+                _finish(episode, active, policy, on_done)
+            asked.clear()
+            continue
+        answered = [(asked.pop(ticket), reply) for ticket, reply in sorted(replies, key=lambda pair: pair[0])]
+        list(threads.map(lambda pair: pair[0].advance(pair[1]), answered))
+        for episode, _ in answered:
+            ask(episode)

@@ -2,7 +2,8 @@
 
 A policy answers a batch of turn requests at once, so a local model can generate the next
 turns of K concurrent episodes in one batched call, while an endpoint policy fans them out
-with a concurrency limit and the scripted teacher answers each from its own logic.
+with a concurrency limit and the scripted teacher answers each from its own logic. A local
+model also offers a `TurnStream`: requests join and replies leave between decoding steps.
 """
 
 from __future__ import annotations
@@ -62,6 +63,24 @@ class PolicyError(RuntimeError):
     """An infrastructure failure (endpoint down, model missing): counted apart from model failures."""
 
 
+class TurnStream(ABC):
+    """Turns answered continuously: a request joins between any two decoding steps and its reply
+    leaves as soon as it is done, so an episode's next turn need not wait for the others' turns."""
+
+    @abstractmethod
+    def submit(self, request: TurnRequest) -> int:
+        """Queue a request; returns the ticket its reply will come back with."""
+
+    @abstractmethod
+    def step(self) -> list[tuple[int, PolicyReply]]:
+        """Advance the queued requests by one step; the replies finished since the last call, by ticket."""
+
+    @property
+    @abstractmethod
+    def pending(self) -> int:
+        """Requests submitted and not yet handed back."""
+
+
 class Policy(ABC):
     """Writes assistant turns. Implementations: scripted teacher, OpenAI-compatible endpoint, local transformers."""
 
@@ -71,6 +90,10 @@ class Policy(ABC):
     @abstractmethod
     def next_turns(self, requests: Sequence[TurnRequest]) -> list[PolicyReply]:
         """One reply per request, in order."""
+
+    def stream(self) -> TurnStream | None:
+        """A stream of turns for a rolling pool, where the policy can take them one step at a time; None: answer in batches."""
+        return None
 
     def forget(self, episode_key: str) -> None:
         """The episode ended: drop any state kept for it (a local model's KV cache)."""

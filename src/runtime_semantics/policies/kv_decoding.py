@@ -5,9 +5,9 @@ An agent's next prompt is its last prompt plus the reply and an observation, so 
 prefill. Here every conversation's KV cache stays in memory between turns (`KVStore`): a turn
 prefills only the tokens after the longest prefix it shares with the cached ones (a reply
 re-tokenized from its text may split differently, so the match is token by token), one
-conversation at a time. Then the rows of a batch decode together in one preallocated cache,
-each right-aligned with its own positions and padding mask, and a row leaves the batch (which
-is compacted now and then) when it stops.
+conversation at a time. Then the rows decode together in one preallocated cache
+(`DecodingBatch`), each left-aligned with its own positions and padding mask; a row joins the
+batch between any two steps and leaves it when it stops, so a caller can keep the batch full.
 
 A row's tokens never depend on the rest of its batch: greedy rows take the argmax, sampled
 rows draw from their own generator seeded from that row alone (`Row.seed`).
@@ -86,43 +86,154 @@ class KVStore:
 
 
 class _BatchLayer(DynamicLayer):
-    """One layer's cache for a decoding batch: written in place into preallocated tensors, read as views.
+    """One layer's cache for a `DecodingBatch`: preallocated [rows, kv_heads, columns, head_dim], read as views.
 
-    `buffer_*` hold the model's dtype (what the store keeps); with a `read_dtype` attention
-    reads a mirror in that dtype instead, written alongside.
+    `buffers` hold the model's dtype (what the store keeps); with a `read_dtype` attention reads
+    `mirrors` in that dtype instead, written alongside. Which columns a step writes, and how many
+    it reads, is the batch's (`DecodingBatch.columns`, `DecodingBatch.width`).
     """
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int, read_dtype: torch.dtype | None = None,
-                 mirror: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    def __init__(self, batch: DecodingBatch, keys: torch.Tensor, values: torch.Tensor, read_dtype: torch.dtype | None) -> None:
         super().__init__()
-        self.buffer_keys, self.buffer_values, self.length = keys, values, length
-        if mirror is None and read_dtype is not None and read_dtype != keys.dtype:
-            mirror = keys.to(read_dtype), values.to(read_dtype)
-        self.mirror = mirror
-        read_keys, read_values = mirror or (keys, values)
-        self.keys, self.values = read_keys[:, :, :length], read_values[:, :, :length]
+        self.batch = batch
+        self.buffers = [keys, values]
+        self.mirrors = None if read_dtype is None else [keys.to(read_dtype), values.to(read_dtype)]
         self.is_initialized = True
 
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor a row's keys and values are written to."""
+        return self.buffers + (self.mirrors or [])
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.length + key_states.shape[-2]
-        self.buffer_keys[:, :, self.length : end] = key_states
-        self.buffer_values[:, :, self.length : end] = value_states
-        read_keys, read_values = self.buffer_keys, self.buffer_values
-        if self.mirror is not None:
-            read_keys, read_values = self.mirror
-            read_keys[:, :, self.length : end] = key_states
-            read_values[:, :, self.length : end] = value_states
-        self.length = end
-        self.keys, self.values = read_keys[:, :, :end], read_values[:, :, :end]
+        """Write each row's new keys and values at its own length; return every row's cache up to the longest row."""
+        rows, columns, width = key_states.shape[0], self.batch.columns, self.batch.width
+        index = torch.arange(rows, device=columns.device)
+        for tensor, new in zip(self.tensors(), (key_states, value_states) * 2, strict=False):
+            tensor[index, :, columns] = new[:, :, 0].to(tensor.dtype)
+        read = self.mirrors or self.buffers
+        self.keys, self.values = read[0][:rows, :, :width], read[1][:rows, :, :width]
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
-        return self.length
+        return self.batch.width - 1
 
-    def select(self, index: torch.Tensor) -> _BatchLayer:
-        """The same layer for the rows at `index` only (a compacted batch)."""
-        mirror = None if self.mirror is None else (self.mirror[0].index_select(0, index), self.mirror[1].index_select(0, index))
-        return _BatchLayer(self.buffer_keys.index_select(0, index), self.buffer_values.index_select(0, index), self.length, mirror=mirror)
+
+@dataclass
+class _Live:
+    row: Row
+    tokens: list[int]
+    generator: torch.Generator | None
+
+
+class DecodingBatch:
+    """Rows decoding together: a row joins after its prefill and leaves when it stops, between any two steps.
+
+    An agent's turns end at very different lengths, so a batch that only starts when all its
+    prompts are ready and ends with its longest reply decodes mostly half empty; here an
+    episode's next turn joins as soon as its block has run. Each row's cache is left-aligned in
+    preallocated tensors: its i-th token's keys sit in column i, so its next token goes to
+    column `length`, at position `length`. A step reads the columns up to the longest row, each
+    row masked to its own. A leaving row's slot takes the last row (one row copied), so the live
+    rows are always the first n. The tensors grow (copied once) when a joining row needs more
+    rows or columns than they have.
+    """
+
+    def __init__(self, decoder: KVDecoder, rows: int = 1) -> None:
+        """`rows`: how many rows to make room for at first (more grow the tensors)."""
+        self.decoder = decoder
+        self.room = rows
+        self.live: list[_Live] = []
+        self.lengths: list[int] = []  # tokens cached per live row
+        self.done: list[tuple[Row, list[int]]] = []
+        self.layers: list[_BatchLayer] = []
+        self.cache: Cache | None = None
+        self.columns = torch.zeros(0, dtype=torch.long)  # this step's write column (and position) per row
+        self.width = 0  # this step's columns read
+
+    def __len__(self) -> int:
+        """Rows not yet handed back by `step`."""
+        return len(self.live) + len(self.done)
+
+    @torch.inference_mode()
+    def add(self, row: Row) -> None:
+        """Prefill the row and pick its first token; it decodes from the next step on (or is done at once)."""
+        decoder = self.decoder
+        generator = decoder._generator(row)
+        logits, kv = decoder._prefill(row)
+        tokens = [decoder._pick(logits[None], [generator])[0]]
+        if decoder._finished(tokens, row.budget):
+            decoder._keep(row, tokens, kv)
+            self.done.append((row, tokens))
+            return
+        length, slot = len(row.ids), len(self.live)
+        self._reserve(slot + 1, length + row.budget - 1, kv)
+        for layer, (keys, values) in zip(self.layers, kv, strict=True):
+            for tensor, new in zip(layer.tensors(), (keys, values) * 2, strict=False):
+                tensor[slot, :, :length] = new
+        self.live.append(_Live(row, tokens, generator))
+        self.lengths.append(length)
+
+    @torch.inference_mode()
+    def step(self) -> list[tuple[Row, list[int]]]:
+        """One decode step of every live row; the rows that stopped since the last call, with their new tokens."""
+        if self.live:
+            decoder = self.decoder
+            self.columns = torch.tensor(self.lengths, device=decoder.device)
+            self.width = max(self.lengths) + 1
+            mask = torch.arange(self.width, device=decoder.device)[None, :] <= self.columns[:, None]
+            feed = torch.tensor([[live.tokens[-1]] for live in self.live], device=decoder.device)
+            out = decoder.model(
+                input_ids=feed, attention_mask={"full_attention": mask[:, None, None, :]}, position_ids=self.columns[:, None],
+                cache=self.cache, use_cache=True,
+            )
+            picked = decoder._pick(out.logits[:, -1], [live.generator for live in self.live])
+            stopped = []
+            for slot, live in enumerate(self.live):
+                live.tokens.append(picked[slot])
+                self.lengths[slot] += 1
+                if decoder._finished(live.tokens, live.row.budget):
+                    stopped.append(slot)
+                    layers = [(layer.buffers[0][slot], layer.buffers[1][slot]) for layer in self.layers]
+                    decoder._keep(live.row, live.tokens, layers)
+                    self.done.append((live.row, live.tokens))
+            for slot in reversed(stopped):  # the last row, which takes the slot, is still live
+                self._remove(slot)
+        done, self.done = self.done, []
+        return done
+
+    def _remove(self, slot: int) -> None:
+        last = len(self.live) - 1
+        if slot != last:
+            moved = self.lengths[last]
+            for layer in self.layers:
+                for tensor in layer.tensors():
+                    tensor[slot, :, :moved] = tensor[last, :, :moved]
+            self.live[slot], self.lengths[slot] = self.live[last], moved
+        self.live.pop()
+        self.lengths.pop()
+
+    def _reserve(self, rows: int, columns: int, kv: KV) -> None:
+        """Room for `rows` rows of `columns` columns: larger tensors, with the live rows copied over, when needed."""
+        if self.layers:
+            have_rows, _, have_columns, _ = self.layers[0].buffers[0].shape
+            if rows <= have_rows and columns <= have_columns:
+                return
+            rows = have_rows if rows <= have_rows else max(rows, 2 * have_rows)
+            columns = have_columns if columns <= have_columns else max(columns, have_columns + have_columns // 4)
+        rows = max(rows, self.room)
+        n, used = len(self.live), max(self.lengths, default=0)
+        layers = []
+        for index, (keys, values) in enumerate(kv):
+            layer = _BatchLayer(
+                self, keys.new_zeros((rows, keys.shape[0], columns, keys.shape[-1])),
+                values.new_zeros((rows, values.shape[0], columns, values.shape[-1])), self.decoder.read_dtype,
+            )
+            if self.layers:
+                for tensor, old in zip(layer.tensors(), self.layers[index].tensors(), strict=True):
+                    tensor[:n, :, :used] = old[:n, :, :used]
+            layers.append(layer)
+        self.layers = layers
+        self.cache = Cache(layers=layers)
 
 
 def _mixed_precision_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
@@ -162,18 +273,19 @@ class KVDecoder:
         if self.read_dtype is not None:
             _use_mixed_precision_attention(model)
 
-    @torch.inference_mode()
+    def batch(self, rows: int = 1) -> DecodingBatch:
+        """An empty batch that rows can join and leave step by step (`rows`: room to make at first)."""
+        return DecodingBatch(self, rows)
+
     def generate(self, rows: Sequence[Row]) -> list[list[int]]:
         """Each row's new tokens, up to and including its first stop token, or `budget` of them."""
-        generators = [self._generator(row) for row in rows]
-        prefilled = [self._prefill(row) for row in rows]
-        tokens = [[self._pick(logits[None], [gen])[0]] for (logits, _), gen in zip(prefilled, generators, strict=True)]
-        live = [i for i, row in enumerate(rows) if not self._finished(tokens[i], row.budget)]
-        for i in set(range(len(rows))) - set(live):
-            self._keep(rows[i], tokens[i], prefilled[i][1])
-        if live:
-            self._decode([rows[i] for i in live], [prefilled[i][1] for i in live], [tokens[i] for i in live], [generators[i] for i in live])
-        return tokens
+        batch = self.batch(len(rows))
+        for row in rows:
+            batch.add(row)
+        tokens: dict[int, list[int]] = {}
+        while batch:
+            tokens.update((id(row), new) for row, new in batch.step())
+        return [tokens[id(row)] for row in rows]
 
     def _generator(self, row: Row) -> torch.Generator | None:
         if row.seed is None:
@@ -214,47 +326,3 @@ class KVDecoder:
         """Store the conversation as far as its KV goes: the prompt and every new token but the last."""
         seen = len(row.ids) + len(tokens) - 1
         self.store.put(row.key, row.ids + tokens[:-1], [(k[:, :seen].clone(), v[:, :seen].clone()) for k, v in kv])
-
-    def _decode(self, rows: list[Row], prompts: list[KV], tokens: list[list[int]], generators: list[torch.Generator | None]) -> None:
-        """Advance the rows together until each stops or spends its budget; `tokens` grow in place."""
-        lengths = [len(row.ids) for row in rows]
-        width = max(lengths)
-        steps = max(row.budget for row in rows) - 1
-        layers = []
-        for layer, (keys, values) in enumerate(prompts[0]):
-            shape = (len(rows), keys.shape[0], width + steps, keys.shape[-1])
-            batch_keys = keys.new_zeros(shape)
-            batch_values = values.new_zeros(shape[:-1] + (values.shape[-1],))
-            for i, kv in enumerate(prompts):
-                batch_keys[i, :, width - lengths[i] : width] = kv[layer][0]
-                batch_values[i, :, width - lengths[i] : width] = kv[layer][1]
-            layers.append(_BatchLayer(batch_keys, batch_values, width, self.read_dtype))
-        cache = Cache(layers=layers)
-        mask = torch.zeros(len(rows), width + steps, dtype=torch.bool, device=self.device)
-        for i, length in enumerate(lengths):
-            mask[i, width - length :] = True
-        batch = list(range(len(rows)))  # which row each batch position holds
-        live = set(batch)
-        for step in range(steps):
-            feed = torch.tensor([[tokens[i][-1]] for i in batch], device=self.device)
-            positions = torch.tensor([[lengths[i] + step] for i in batch], device=self.device)
-            attend = {"full_attention": mask[:, None, None, : width + step + 1]}
-            out = self.model(input_ids=feed, attention_mask=attend, position_ids=positions, cache=cache, use_cache=True)
-            picked = self._pick(out.logits[:, -1], [generators[i] for i in batch])
-            for position, i in enumerate(batch):
-                if i not in live:
-                    continue
-                tokens[i].append(picked[position])
-                if self._finished(tokens[i], rows[i].budget):
-                    live.discard(i)
-                    start = width - lengths[i]
-                    self._keep(rows[i], tokens[i], [(layer.buffer_keys[position, :, start:], layer.buffer_values[position, :, start:]) for layer in layers])
-            if not live:
-                return
-            if len(live) <= 3 * len(batch) // 4:  # drop finished rows once a quarter of the batch is idle
-                kept = [position for position, i in enumerate(batch) if i in live]
-                index = torch.tensor(kept, device=self.device)
-                layers = [layer.select(index) for layer in layers]
-                cache = Cache(layers=layers)
-                mask = mask.index_select(0, index)
-                batch = [batch[position] for position in kept]

@@ -2,7 +2,8 @@
 
 This is how the fine-tuned students answer offline (the `mini` profile's tiny Qwen3 on CPU).
 Requests are batched (`kv_decoding`): each episode's KV cache is kept between its turns, so a
-turn prefills only its new tokens, and the rows of a batch decode together. Each row's budget
+turn prefills only its new tokens, and up to `batch_size` rows decode together, a request
+joining as soon as a row is free (`stream`: also between the steps of other rows). Each row's budget
 is its own (`context_limit` minus its prompt, capped by `max_new_tokens`), so a reply never
 depends on which other prompts shared its batch. A LoRA adapter is merged into the weights.
 
@@ -19,14 +20,15 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import Policy, PolicyError, PolicyReply, TokenUsage, TurnRequest
+from .base import Policy, PolicyError, PolicyReply, TokenUsage, TurnRequest, TurnStream
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +59,10 @@ class LocalModelSettings(BaseModel):
 
 @dataclass(frozen=True)
 class _Prompt:
-    index: int
+    ticket: int
     request: TurnRequest
     ids: list[int]
+    submitted: float = field(default_factory=time.monotonic)
 
 
 def _resolve_device(device: str) -> str:
@@ -165,27 +168,18 @@ class LocalModelPolicy(Policy):
         logger.info("loaded %s on %s (%s)", self.name, self._device, self._model.dtype)
 
     def next_turns(self, requests: Sequence[TurnRequest]) -> list[PolicyReply]:
-        """Prompts that leave no room under the context limit get an empty reply; the rest go shortest first, in batches."""
+        """One reply per request: `batch_size` decode together, the next joining as soon as one is done."""
+        stream = self.stream()
+        tickets = [stream.submit(request) for request in requests]
         replies: dict[int, PolicyReply] = {}
-        prompts = []
-        for index, request in enumerate(requests):
-            prompt = _Prompt(index, request, self._encode(request))
-            if len(prompt.ids) >= self.settings.context_limit:
-                limit = self.settings.context_limit
-                logger.warning(
-                    "%s: prompt of %d tokens leaves no room under the context limit %d", request.episode_key, len(prompt.ids), limit
-                )
-                usage = TokenUsage(prompt_tokens=len(prompt.ids), completion_tokens=0, total_tokens=len(prompt.ids))
-                replies[index] = PolicyReply(text="", reported_usage=usage, latency_s=0.0, finish_reason="context_limit")
-            else:
-                prompts.append(prompt)
-        prompts.sort(key=lambda p: len(p.ids))  # less padding; greedy tokens do not depend on batch composition (tested)
-        size = self.settings.batch_size
-        for start in range(0, len(prompts), size):
-            batch = prompts[start : start + size]
-            for prompt, reply in zip(batch, self._generate(batch), strict=True):
-                replies[prompt.index] = reply
-        return [replies[index] for index in range(len(requests))]
+        while stream.pending:
+            replies.update(stream.step())
+        return [replies[ticket] for ticket in tickets]
+
+    def stream(self) -> _LocalStream:
+        if self._model is None:
+            raise PolicyError("local model: the policy was closed")
+        return _LocalStream(self)
 
     @property
     def cached_episodes(self) -> int:
@@ -210,27 +204,19 @@ class LocalModelPolicy(Policy):
         )
         return self._tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _generate(self, batch: Sequence[_Prompt]) -> list[PolicyReply]:
+    def _row(self, prompt: _Prompt) -> Any:
         from .kv_decoding import Row
 
-        if self._model is None:
-            raise PolicyError("local model: the policy was closed")
-        rows = [
-            Row(
-                key=p.request.episode_key,
-                ids=p.ids,
-                budget=min(self.settings.max_new_tokens, self.settings.context_limit - len(p.ids)),
-                seed=_row_seed(p.request) if self.settings.do_sample else None,
-            )
-            for p in batch
-        ]
-        started = time.monotonic()
-        new_tokens = self._decoder.generate(rows)
-        latency = time.monotonic() - started
-        return [self._reply(prompt, tokens, latency) for prompt, tokens in zip(batch, new_tokens, strict=True)]
+        return Row(
+            key=prompt.request.episode_key,
+            ids=prompt.ids,
+            budget=min(self.settings.max_new_tokens, self.settings.context_limit - len(prompt.ids)),
+            seed=_row_seed(prompt.request) if self.settings.do_sample else None,
+        )
 
-    def _reply(self, prompt: _Prompt, tokens: list[int], latency: float) -> PolicyReply:
+    def _reply(self, prompt: _Prompt, tokens: list[int]) -> PolicyReply:
         """The row's tokens end at its first stop token (counted, as servers count it) or at its budget."""
+        latency = time.monotonic() - prompt.submitted
         usage = TokenUsage(prompt_tokens=len(prompt.ids), completion_tokens=len(tokens), total_tokens=len(prompt.ids) + len(tokens))
         return PolicyReply(
             text=self._tokenizer.decode(tokens, skip_special_tokens=True),
@@ -238,3 +224,57 @@ class LocalModelPolicy(Policy):
             latency_s=latency,
             finish_reason="stop" if tokens[-1] in self._stop_ids else "length",
         )
+
+
+class _LocalStream(TurnStream):
+    """Up to `batch_size` requests decoding in one `DecodingBatch`; the rest wait in order for a free row.
+
+    A prompt that leaves no room under the context limit gets an empty 'context_limit' reply
+    without decoding.
+    """
+
+    def __init__(self, policy: LocalModelPolicy) -> None:
+        self.policy = policy
+        self.batch = policy._decoder.batch(policy.settings.batch_size)
+        self.waiting: deque[_Prompt] = deque()
+        self.decoding: dict[int, _Prompt] = {}  # by id() of the row decoding it
+        self.ready: list[tuple[int, PolicyReply]] = []
+        self.tickets = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.waiting) + len(self.decoding) + len(self.ready)
+
+    def submit(self, request: TurnRequest) -> int:
+        policy = self.policy
+        if policy._model is None:
+            raise PolicyError("local model: the policy was closed")
+        self.tickets += 1
+        prompt = _Prompt(self.tickets, request, policy._encode(request))
+        limit = policy.settings.context_limit
+        if len(prompt.ids) >= limit:
+            logger.warning("%s: prompt of %d tokens leaves no room under the context limit %d", request.episode_key, len(prompt.ids), limit)
+            usage = TokenUsage(prompt_tokens=len(prompt.ids), completion_tokens=0, total_tokens=len(prompt.ids))
+            self.ready.append((prompt.ticket, PolicyReply(text="", reported_usage=usage, latency_s=0.0, finish_reason="context_limit")))
+        else:
+            self.waiting.append(prompt)
+            self._admit()
+        return prompt.ticket
+
+    def step(self) -> list[tuple[int, PolicyReply]]:
+        if self.policy._model is None:
+            raise PolicyError("local model: the policy was closed")
+        for row, tokens in self.batch.step():
+            prompt = self.decoding.pop(id(row))
+            self.ready.append((prompt.ticket, self.policy._reply(prompt, tokens)))
+        self._admit()
+        ready, self.ready = self.ready, []
+        return ready
+
+    def _admit(self) -> None:
+        """Waiting prompts join the batch while it has a free row."""
+        while self.waiting and len(self.decoding) < self.policy.settings.batch_size:
+            prompt = self.waiting.popleft()
+            row = self.policy._row(prompt)
+            self.decoding[id(row)] = prompt
+            self.batch.add(row)

@@ -1,0 +1,100 @@
+"""The evaluation pool with turns decoded as a stream vs in lock-step rounds, side by side on the same episodes.
+
+    .venv/bin/python benchmarks/eval_streaming.py [--model trained-stateless] [--episodes 10] [--rounds 1]
+
+A rolling pool can wait for every episode's turn before it runs any block and starts the next
+round (a policy that answers `next_turns` in batches), or send each reply to its block as soon
+as it is decoded and let that episode's next turn join the decoding batch (a `TurnStream`, what
+a local model offers). Runs the first `--episodes` tasks of each of the model's four cells in one
+pool of `evaluate.concurrent_episodes`, with the mini profile's settings and models
+(artifacts/mini: the inputs of `dvc repro evaluate@mini`), both ways, alternating for `--rounds`
+rounds. Prints wall seconds and generated tokens/s of each (best round), the ratio, and whether
+the traces are the same (greedy decoding: a row's tokens do not depend on its batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from runtime_semantics.agent.episode import Episode
+from runtime_semantics.agent.runner import run_rolling
+from runtime_semantics.agent.tokens import TokenCounter
+from runtime_semantics.evaluate.results import Cell
+from runtime_semantics.evaluate.stage import EvaluationInputs
+from runtime_semantics.params import load_settings
+from runtime_semantics.policies.base import Policy, PolicyReply, TurnRequest
+from runtime_semantics.policies.local_model import LocalModelPolicy, LocalModelSettings
+
+
+class Rounds(Policy):
+    """The same model without its stream: the pool answers every waiting episode's turn in one batch per round."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy, self.name = policy, policy.name
+
+    def next_turns(self, requests: Sequence[TurnRequest]) -> list[PolicyReply]:
+        return self.policy.next_turns(requests)
+
+    def forget(self, episode_key: str) -> None:
+        self.policy.forget(episode_key)
+
+
+def episodes(inputs: EvaluationInputs, model: str, n: int, counter: TokenCounter) -> Iterator[Episode]:
+    for runtime in ("persistent", "stateless"):
+        for difficulty in ("easy", "hard"):
+            cell = Cell(model=model, runtime=runtime, difficulty=difficulty)
+            for task in inputs.tasks(cell)[:n]:
+                yield Episode(task=task, persistent=runtime == "persistent", policy_name=model, seed=task.seed, settings=inputs.agent,
+                              limits=inputs.limits, counter=counter, episode_id=task.task_id, key=f"{cell.id}/{task.task_id}")
+
+
+def run(inputs: EvaluationInputs, policy: Policy, model: str, n: int, counter: TokenCounter) -> tuple[float, int, dict]:
+    """Wall seconds, generated tokens and the traces (without timings) of one pool."""
+    traces = []
+    started = time.perf_counter()
+    run_rolling(episodes(inputs, model, n, counter), policy, slots=inputs.params.concurrent_episodes, on_done=traces.append)
+    seconds = time.perf_counter() - started
+    generated = sum(s.reported_usage.completion_tokens for t in traces for s in t.steps if s.reported_usage)
+    return seconds, generated, {f"{t.runtime}/{t.episode_id}": t.content_dump() for t in traces}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="trained-stateless", choices=["base", "trained-persistent", "trained-stateless"])
+    parser.add_argument("--episodes", type=int, default=10, help="tasks per cell (four cells)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    args = parser.parse_args()
+    sections = load_settings("mini", args.params).sections
+    inputs = EvaluationInputs(profile_dir=args.artifacts / "mini", params=sections.evaluate, agent=sections.agent, limits=sections.runtime,
+                              base=sections.base, tokenizer=sections.student.tokenizer)
+    adapter = inputs.adapter(args.model)
+    decoding = inputs.params.decoding
+    policy = LocalModelPolicy(LocalModelSettings(
+        model=inputs.base_model(), adapter=str(adapter) if adapter else None, max_new_tokens=decoding.max_new_tokens,
+        do_sample=decoding.do_sample, context_limit=inputs.agent.context_limit_tokens, batch_size=inputs.params.concurrent_episodes,
+        kv_cache_dtype=decoding.kv_cache_dtype,
+    ))
+    counter = TokenCounter.from_pretrained(inputs.tokenizer)
+    ways = {"rounds": Rounds(policy), "stream": policy}
+    best: dict[str, tuple[float, int]] = {}
+    traces: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for name, way in ways.items():
+            seconds, generated, traces[name] = run(inputs, way, args.model, args.episodes, counter)
+            if name not in best or seconds < best[name][0]:
+                best[name] = (seconds, generated)
+            print(f"{name}: {seconds:.1f} s, {generated} tokens", flush=True)
+    print(f"{args.model}, {4 * args.episodes} episodes in a pool of {inputs.params.concurrent_episodes}, best of {args.rounds}")
+    for name, (seconds, generated) in best.items():
+        print(f"{name:>7}: {seconds:6.1f} s, {generated / seconds:5.0f} generated tokens/s")
+    print(f"ratio stream/rounds: {best['rounds'][0] / best['stream'][0]:.2f}x")
+    print(f"identical traces: {traces['rounds'] == traces['stream']}")
+
+
+if __name__ == "__main__":
+    main()
