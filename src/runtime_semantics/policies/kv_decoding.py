@@ -9,8 +9,9 @@ conversation at a time. Then the rows decode together in one preallocated cache
 (`DecodingBatch`), each left-aligned with its own positions and padding mask; a row joins the
 batch between any two steps and leaves it when it stops, so a caller can keep the batch full.
 
-A row's tokens never depend on the rest of its batch: greedy rows take the argmax, sampled
-rows draw from their own generator seeded from that row alone (`Row.seed`).
+A row's tokens are its own: greedy rows take the argmax, sampled rows draw from their own
+generator seeded from that row alone (`Row.seed`), and a row attends only to its own cache
+(only rounding can differ with the batch's shape; `local_model` says when that shows).
 
 Long-context decoding on a CPU is bound by reading the cache: every step reads every row's
 keys and values. With `cache_dtype` (bfloat16) the decode steps' attention reads a copy of the

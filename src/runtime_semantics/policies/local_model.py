@@ -7,10 +7,14 @@ joining as soon as a row is free (`stream`: also between the steps of other rows
 is its own (`context_limit` minus its prompt, capped by `max_new_tokens`), so a reply never
 depends on which other prompts shared its batch. A LoRA adapter is merged into the weights.
 
-Determinism: greedy decoding (do_sample false) in float32 on CPU gives the same text batched
-or one by one (tested). Sampling draws from one generator per request, seeded from its
-episode key, seed and turn, so a sample does not depend on the batch either. On GPU,
-bfloat16 and batch-shape-dependent kernels can change even greedy results.
+Determinism: greedy decoding (do_sample false) on CPU gives the same text batched or one by
+one on the test model (tested). Sampling draws from one generator per request, seeded from its
+episode key, seed and turn, so a sample does not depend on the batch either. The arithmetic
+can still depend on the batch's shape: on the mini students, 3 of 160 aligned episodes (and
+more of the text of models writing near-random tokens, where ties are close) came out
+different under another schedule of the same pool, so the rolling pool keeps its schedule a
+function of the episodes alone (`agent/runner.py`), and a rerun repeats a run exactly. On
+GPU, bfloat16 and batch-shape-dependent kernels change greedy results more often.
 """
 
 from __future__ import annotations
