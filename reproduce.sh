@@ -111,8 +111,8 @@ estimate_of() {
   case "$profile/$1" in
     smoke/evaluate) echo "about 30 s (measured: 12 cells x 4 episodes on 2 cores)" ;;
     mini/base) echo "seconds: checks the shipped base (models/mini-base) against its manifest and copies it" ;;
-    mini/train) echo "about 6 min (persistent) and 9 min (stateless) on 2 cores (measured)" ;;
-    mini/evaluate) echo "about 15 min on 2 cores (measured: 480 episodes in 12 cells, one pool of 40 per model)" ;;
+    mini/train) echo "about 6-9 min (persistent) and 9-11 min (stateless) on 2 cores (measured)" ;;
+    mini/evaluate) echo "about 10-13 min on 2 cores (measured: 480 episodes in 12 cells, one pool of 40 per model)" ;;
     paper/traces) echo "hours: 1,000 teacher episodes per runtime through the API (and its costs)" ;;
     paper/train) echo "several hours per runtime on one 24 GB GPU (estimate)" ;;
     paper/evaluate) echo "a few hours with vLLM on one GPU (estimate: 12 cells x 100 episodes)" ;;
