@@ -24,10 +24,9 @@ from runtime_semantics.agent.episode import Episode
 from runtime_semantics.agent.runner import run_rolling
 from runtime_semantics.agent.tokens import TokenCounter
 from runtime_semantics.evaluate.results import Cell
-from runtime_semantics.evaluate.stage import EvaluationInputs
+from runtime_semantics.evaluate.stage import EvaluationInputs, policy_factory
 from runtime_semantics.params import load_settings
 from runtime_semantics.policies.base import Policy, PolicyReply, TurnRequest
-from runtime_semantics.policies.local_model import LocalModelPolicy, LocalModelSettings
 
 
 class Rounds(Policy):
@@ -73,24 +72,21 @@ def main() -> None:
     sections = load_settings("mini", args.params).sections
     inputs = EvaluationInputs(profile_dir=args.artifacts / "mini", params=sections.evaluate, agent=sections.agent, limits=sections.runtime,
                               base=sections.base, tokenizer=sections.student.tokenizer)
-    adapter = inputs.adapter(args.model)
-    decoding = inputs.params.decoding
-    policy = LocalModelPolicy(LocalModelSettings(
-        model=inputs.base_model(), adapter=str(adapter) if adapter else None, max_new_tokens=decoding.max_new_tokens,
-        do_sample=decoding.do_sample, context_limit=inputs.agent.context_limit_tokens, batch_size=inputs.params.concurrent_episodes,
-        kv_cache_dtype=decoding.kv_cache_dtype,
-    ))
-    counter = TokenCounter.from_pretrained(inputs.tokenizer)
-    ways = {"rounds": Rounds(policy), "stream": policy}
-    best: dict[str, tuple[float, int]] = {}
-    traces: dict[str, list[dict]] = {name: [] for name in ways}
-    for _ in range(args.rounds):
-        for name, way in ways.items():
-            seconds, generated, got = run(inputs, way, args.model, args.episodes, counter)
-            traces[name].append(got)
-            if name not in best or seconds < best[name][0]:
-                best[name] = (seconds, generated)
-            print(f"{name}: {seconds:.1f} s, {generated} tokens", flush=True)
+    if inputs.params.engine != "transformers":
+        raise SystemExit(f"{args.params}: mini.evaluate.engine is {inputs.params.engine!r}; this compares the transformers engine's two ways")
+    with policy_factory(inputs) as make_policy:
+        policy = make_policy(args.model)  # the model as the evaluate stage loads it
+        counter = TokenCounter.from_pretrained(inputs.tokenizer)
+        ways = {"rounds": Rounds(policy), "stream": policy}
+        best: dict[str, tuple[float, int]] = {}
+        traces: dict[str, list[dict]] = {name: [] for name in ways}
+        for _ in range(args.rounds):
+            for name, way in ways.items():
+                seconds, generated, got = run(inputs, way, args.model, args.episodes, counter)
+                traces[name].append(got)
+                if name not in best or seconds < best[name][0]:
+                    best[name] = (seconds, generated)
+                print(f"{name}: {seconds:.1f} s, {generated} tokens", flush=True)
     print(f"{args.model}, {4 * args.episodes} episodes in a pool of {inputs.params.concurrent_episodes}, best of {args.rounds}")
     for name, (seconds, generated) in best.items():
         print(f"{name:>7}: {seconds:6.1f} s, {generated / seconds:5.0f} generated tokens/s")

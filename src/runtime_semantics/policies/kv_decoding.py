@@ -91,7 +91,7 @@ class _BatchLayer(DynamicLayer):
 
     `buffers` hold the model's dtype (what the store keeps); with a `read_dtype` attention reads
     `mirrors` in that dtype instead, written alongside. Which columns a step writes, and how many
-    it reads, is the batch's (`DecodingBatch.columns`, `DecodingBatch.width`).
+    it reads, is the batch's (`DecodingBatch.rows`, `.columns`, `.width`).
     """
 
     def __init__(self, batch: DecodingBatch, keys: torch.Tensor, values: torch.Tensor, read_dtype: torch.dtype | None) -> None:
@@ -107,12 +107,12 @@ class _BatchLayer(DynamicLayer):
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Write each row's new keys and values at its own length; return every row's cache up to the longest row."""
-        rows, columns, width = key_states.shape[0], self.batch.columns, self.batch.width
-        index = torch.arange(rows, device=columns.device)
+        rows, columns, width = self.batch.rows, self.batch.columns, self.batch.width
         for tensor, new in zip(self.tensors(), (key_states, value_states) * 2, strict=False):
-            tensor[index, :, columns] = new[:, :, 0].to(tensor.dtype)
+            tensor[rows, :, columns] = new[:, :, 0].to(tensor.dtype)
         read = self.mirrors or self.buffers
-        self.keys, self.values = read[0][:rows, :, :width], read[1][:rows, :, :width]
+        n = len(rows)
+        self.keys, self.values = read[0][:n, :, :width], read[1][:n, :, :width]
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
@@ -148,6 +148,7 @@ class DecodingBatch:
         self.done: list[tuple[Row, list[int]]] = []
         self.layers: list[_BatchLayer] = []
         self.cache: Cache | None = None
+        self.rows = torch.zeros(0, dtype=torch.long)  # this step's live rows: 0..n-1
         self.columns = torch.zeros(0, dtype=torch.long)  # this step's write column (and position) per row
         self.width = 0  # this step's columns read
 
@@ -179,6 +180,7 @@ class DecodingBatch:
         """One decode step of every live row; the rows that stopped since the last call, with their new tokens."""
         if self.live:
             decoder = self.decoder
+            self.rows = torch.arange(len(self.live), device=decoder.device)
             self.columns = torch.tensor(self.lengths, device=decoder.device)
             self.width = max(self.lengths) + 1
             mask = torch.arange(self.width, device=decoder.device)[None, :] <= self.columns[:, None]

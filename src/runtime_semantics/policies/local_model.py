@@ -181,9 +181,12 @@ class LocalModelPolicy(Policy):
         return [replies[ticket] for ticket in tickets]
 
     def stream(self) -> _LocalStream:
+        self._require_open()
+        return _LocalStream(self)
+
+    def _require_open(self) -> None:
         if self._model is None:
             raise PolicyError("local model: the policy was closed")
-        return _LocalStream(self)
 
     @property
     def cached_episodes(self) -> int:
@@ -251,8 +254,7 @@ class _LocalStream(TurnStream):
 
     def submit(self, request: TurnRequest) -> int:
         policy = self.policy
-        if policy._model is None:
-            raise PolicyError("local model: the policy was closed")
+        policy._require_open()
         self.tickets += 1
         prompt = _Prompt(self.tickets, request, policy._encode(request))
         limit = policy.settings.context_limit
@@ -266,8 +268,7 @@ class _LocalStream(TurnStream):
         return prompt.ticket
 
     def step(self) -> list[tuple[int, PolicyReply]]:
-        if self.policy._model is None:
-            raise PolicyError("local model: the policy was closed")
+        self.policy._require_open()
         for row, tokens in self.batch.step():
             prompt = self.decoding.pop(id(row))
             self.ready.append((prompt.ticket, self.policy._reply(prompt, tokens)))
