@@ -6,7 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 
 # The pipeline's stages in order; dvc.yaml defines each once per profile (tasks@mini, ...).
-STAGES=(tasks traces base train evaluate analyze report)
+STAGES=(tasks traces base train precondition evaluate analyze report)
 
 usage() {
   cat <<USAGE

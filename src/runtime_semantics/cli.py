@@ -382,6 +382,43 @@ def _analysis_dir(artifacts: Path, profile: str) -> Path:
     return artifacts / "published-analysis" if profile == PUBLISHED else artifacts / profile / "analysis"
 
 
+@app.command("precondition")
+def precondition(
+    profile: ProfileOption = "mini",
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+    artifacts: ArtifactsOption = Path("artifacts"),
+    reference: Annotated[Path, typer.Option("--reference", help="The claims' reference file; its preconditions.first_block_rate is the threshold.")]
+    = Path("paper/reference.yaml"),
+) -> None:
+    """First turns of both fine-tuned students in both runtimes on the dev task sets, into <artifacts>/<profile>/precondition/.
+
+    Prints each cell's share of first turns whose block ran (parsed and executed) and whether
+    every cell meets the reference's threshold: the precondition of any cross-runtime
+    comparison. Never touches an evaluation task; re-run after a kill to resume."""
+    from .evaluate.precondition import fine_tuned_cells, precondition_inputs, run_precondition
+    from .evaluate.stage import EvaluationInputs, policy_factory
+    from .report.reference import load_reference
+
+    with _user_errors():
+        threshold = load_reference(reference).preconditions.first_block_rate
+        sections = load_settings(profile, params).sections
+        evaluation = EvaluationInputs(
+            profile_dir=artifacts / profile, params=sections.evaluate, agent=sections.agent, limits=sections.runtime, base=sections.base,
+            tokenizer=sections.student.tokenizer,
+        )
+        inputs = precondition_inputs(evaluation, sections.precondition)
+        for c in fine_tuned_cells():  # a missing model or task file fails here, before any model loads
+            inputs.tasks(c), inputs.adapter(c.model)
+        with _stage_log(artifacts, profile, "precondition"), policy_factory(inputs) as make_policy:
+            summary = run_precondition(inputs, make_policy, threshold=threshold)
+    table = Table("cell (dev sets, first turn)", "episodes", "first block ran", f">= {threshold:.0%}")
+    for cell_id, c in summary["cells"].items():
+        table.add_row(cell_id, str(c["episodes"]), f"{c['first_block_rate']:.1%}", "yes" if c["holds"] else "NO")
+    Console().print(table)
+    print(f"prompt style {summary['prompt_style']}: the precondition {'holds' if summary['holds'] else 'FAILS'} in "
+          f"{sum(c['holds'] for c in summary['cells'].values())} of {len(summary['cells'])} fine-tuned cells")
+
+
 @app.command("analyze")
 def analyze(
     profile: ProfileOption = "mini",

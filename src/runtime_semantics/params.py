@@ -24,7 +24,7 @@ from .runtime.limits import RuntimeLimits
 from .tasks.settings import TaskFamily
 from .training.base_model import BaseParams
 from .training.settings import TrainParams
-from .evaluate.settings import EvaluateParams
+from .evaluate.settings import EvaluateParams, PreconditionParams
 from .section import Section
 
 PROFILES = ("smoke", "mini", "paper")
@@ -58,13 +58,16 @@ class TasksParams(Section):
     train: TaskSetSpec = Field(description="instances the teacher solves to make training traces")
     eval_easy: TaskSetSpec = Field(description="easy evaluation instances (paper: 100, seed 123456789)")
     eval_hard: TaskSetSpec = Field(description="hard evaluation instances (paper: 100, seed 123456789)")
+    dev_easy: TaskSetSpec = Field(description="easy instances for pilots and precondition checks, never evaluated (own seed)")
+    dev_hard: TaskSetSpec = Field(description="hard instances for pilots and precondition checks, never evaluated (own seed)")
     family: TaskFamily | None = Field(
         None, description="this profile's own task family instead of the paper's (task_family); null: the paper's"
     )
 
     def sets(self) -> dict[str, TaskSetSpec]:
         """Set name -> spec; the name is the output file stem and the split in task ids."""
-        return {"train": self.train, "eval_easy": self.eval_easy, "eval_hard": self.eval_hard}
+        return {"train": self.train, "eval_easy": self.eval_easy, "eval_hard": self.eval_hard,
+                "dev_easy": self.dev_easy, "dev_hard": self.dev_hard}
 
 
 class StudentParams(Section):
@@ -84,6 +87,7 @@ class ProfileParams(Section):
     base: BaseParams
     train: TrainParams
     evaluate: EvaluateParams
+    precondition: PreconditionParams
     analyze: AnalyzeParams
 
 

@@ -115,6 +115,27 @@ def test_persistent_paper_prompts_list_globals_and_stateless_ones_do_not(task, c
     assert "[globals]" not in stateless.steps[0].observation
 
 
+@pytest.mark.parametrize("style", ["blind", "paper", "matched"])
+def test_only_blind_prompts_give_both_runtimes_the_same_text_for_the_same_output(task, counter, style):
+    """Blocks whose output does not depend on earlier state: under `blind` the two runtimes'
+    conversations are byte-identical (system prompt, goal, observations of output, value,
+    error, tool error); under the other styles they are not."""
+    turns = [
+        block("import json\nids = json.loads(list_items())\nprint(len(ids))\nlen(ids) * 2"),
+        block("print('x')\n1 / 0"),
+        block("take_item('item_nope')"),
+        block("no fence here").replace("```", ""),
+        block("finish()"),
+    ]
+    persistent = run_episode(episode(task, counter, persistent=True, prompt_style=style), Replay(turns))
+    stateless = run_episode(episode(task, counter, persistent=False, prompt_style=style), Replay(turns))
+    same = [m.model_dump() for m in persistent.messages] == [m.model_dump() for m in stateless.messages]
+    assert same == (style == "blind")
+    if style == "blind":
+        assert "ZeroDivisionError" in persistent.steps[1].observation and "[format error]" in persistent.steps[3].observation
+        assert not any(word in persistent.messages[0].content.lower() for word in ("persistent", "stateless", "runtime:"))
+
+
 def test_lockstep_runs_several_episodes_to_the_same_traces_as_one_at_a_time(task, counter):
     turns = [block("import json\nids = json.loads(list_items())\nlen(ids)"), block("finish()")]
     alone = run_episode(episode(task, counter), Replay(turns)).content_dump()

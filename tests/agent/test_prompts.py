@@ -1,4 +1,4 @@
-"""Prompt styles: `paper` reproduces the authors' asymmetry, `matched` differs by one sentence only."""
+"""Prompt styles: `paper` reproduces the authors' asymmetry, `matched` differs by one sentence only, `blind` by nothing."""
 
 import difflib
 
@@ -40,3 +40,12 @@ def test_observations_cover_output_value_error_format_error_and_lost_state():
     text = builder.observation(stdout="hi\n", value_repr="3", error="Traceback...\nNameError: x", state_lost=True)
     assert text.index("[interpreter restarted]") < text.index("[output]\nhi") < text.index("[value] 3") < text.index("[error]")
     assert "[format error] no code block" in builder.observation(format_error="no code block")
+
+
+def test_blind_prompts_say_nothing_of_the_runtime_and_are_identical():
+    persistent, stateless = builders(PromptStyle.BLIND)
+    assert persistent.system_prompt() == stateless.system_prompt()
+    assert "interpreter is" not in persistent.system_prompt() and "\n\n\n" not in persistent.system_prompt()
+    for builder in (persistent, stateless):  # no globals list, no restart notice: both would name the runtime
+        text = builder.observation(stdout="ok", global_names=["a"], state_lost=True)
+        assert text == "[output]\nok"

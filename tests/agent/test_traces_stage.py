@@ -125,7 +125,7 @@ def metrics(**overrides) -> EpisodeMetrics:
         episode_id="e", task_id="t", runtime="stateless", policy="p", score=0.6, solved=False, stop_reason="finished",
         steps=3, prompt_tokens=1, completion_tokens=1, total_tokens=2, reported_total_tokens=None, duration_s=0.1,
         format_errors=0, error_steps=0, errors_by_type={}, name_errors=0, missing_variable_errors=0, recovery_loops=0,
-        longest_recovery_loop=0, infrastructure_failure=False,
+        longest_recovery_loop=0, infrastructure_failure=False, first_block_ran=True, first_failure="finished_below_optimal",
     )
     return EpisodeMetrics(**{**base, **overrides})
 

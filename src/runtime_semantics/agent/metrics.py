@@ -4,6 +4,11 @@ A missing-variable error is a NameError for a name that an earlier block of the 
 bound at top level (assignment, def, class, import, for/with target): the signature of code
 written for a persistent interpreter running in a stateless one (the paper's claim 2, docs/paper.md#claims).
 A recovery loop is a run of consecutive failing turns (an error or a format error).
+
+Why an episode failed is the kind of its first failing turn (FAILURE_KINDS), or, when no turn
+failed, how it ended. "The first block ran" means the first turn held one parseable block and
+the runtime executed it (errors raised inside the code allowed): before that turn the runtime
+has done nothing, so an episode whose first block did not run tells nothing about the runtime.
 """
 
 from __future__ import annotations
@@ -17,9 +22,26 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .trace import Trace
+from .trace import Step, Trace
 
 _NAME_ERROR = re.compile(r"name '([^']+)' is not defined")
+_SYNTAX_ERRORS = {"SyntaxError", "IndentationError", "TabError"}
+
+# The kinds of an episode's first failure, in the order tables and figures show them.
+FAILURE_KINDS: dict[str, str] = {
+    "no_code_block": "no code block (format error)",
+    "syntax_error": "syntax error",
+    "missing_variable": "NameError for a name an earlier block defined",
+    "other_name_error": "other NameError",
+    "tool_refused": "a refused tool call",
+    "runtime_limit": "a runtime limit",
+    "other_error": "another exception",
+    "infrastructure": "infrastructure (worker or endpoint)",
+    "turn_limit": "turn limit, no failing turn",
+    "context_limit": "context or time limit, no failing turn",
+    "finished_below_optimal": "finished below optimal, no failing turn",
+    "solved": "solved, no failing turn",
+}
 
 
 class EpisodeMetrics(BaseModel):
@@ -44,6 +66,8 @@ class EpisodeMetrics(BaseModel):
     recovery_loops: int
     longest_recovery_loop: int
     infrastructure_failure: bool
+    first_block_ran: bool
+    first_failure: str
 
 
 def top_level_bindings(code: str) -> set[str]:
@@ -74,6 +98,46 @@ def top_level_bindings(code: str) -> set[str]:
     return names
 
 
+def _step_failure(step: Step, defined: set[str]) -> str | None:
+    """The failure kind of one turn, or None when it ran cleanly."""
+    if step.format_error is not None:
+        return "no_code_block"
+    error = step.error
+    if error is None:
+        return None
+    if error.kind == "infrastructure":
+        return "infrastructure"
+    if error.kind == "limit":
+        return "runtime_limit"
+    if error.type in _SYNTAX_ERRORS:
+        return "syntax_error"
+    if error.type == "NameError":
+        return "missing_variable" if missing_name(error.message) in defined else "other_name_error"
+    if any(call.error is not None for call in step.tool_calls):
+        return "tool_refused"
+    return "other_error"
+
+
+def _outcome_kind(trace: Trace) -> str:
+    """How an episode with no failing turn ended."""
+    if trace.infrastructure_error is not None:
+        return "infrastructure"
+    if trace.stop_reason == "max_turns":
+        return "turn_limit"
+    if trace.stop_reason in ("context_limit", "episode_timeout"):
+        return "context_limit"
+    return "solved" if trace.outcome.solved else "finished_below_optimal"
+
+
+def _first_block_ran(trace: Trace) -> bool:
+    if not trace.steps:
+        return False
+    first = trace.steps[0]
+    if first.code is None or first.error is None:
+        return first.code is not None
+    return first.error.type not in _SYNTAX_ERRORS and first.error.kind != "infrastructure"
+
+
 def missing_name(message: str) -> str | None:
     match = _NAME_ERROR.search(message)
     return match.group(1) if match else None
@@ -84,7 +148,9 @@ def episode_metrics(trace: Trace) -> EpisodeMetrics:
     defined: set[str] = set()
     name_errors = missing = 0
     loops = longest = current = 0
+    first_failure: str | None = None
     for step in trace.steps:
+        first_failure = first_failure or _step_failure(step, defined)
         failed = step.format_error is not None or step.error is not None
         if step.error is not None:
             errors_by_type[step.error.type] += 1
@@ -127,6 +193,8 @@ def episode_metrics(trace: Trace) -> EpisodeMetrics:
         longest_recovery_loop=longest,
         infrastructure_failure=trace.infrastructure_error is not None
         or any(s.error is not None and s.error.kind == "infrastructure" for s in trace.steps),
+        first_block_ran=_first_block_ran(trace),
+        first_failure=first_failure or _outcome_kind(trace),
     )
 
 
@@ -145,5 +213,7 @@ def summarize_metrics(metrics: Sequence[EpisodeMetrics]) -> dict[str, Any]:
         "execution_error_rate": fmean(m.error_steps > 0 for m in metrics),
         "format_error_rate": fmean(m.format_errors > 0 for m in metrics),
         "infrastructure_failures": sum(m.infrastructure_failure for m in metrics),
+        "first_block_rate": fmean(m.first_block_ran for m in metrics),
+        "first_failures": {kind: sum(m.first_failure == kind for m in metrics) for kind in FAILURE_KINDS},
         "stop_reasons": {r: sum(m.stop_reason == r for m in metrics) for r in sorted({m.stop_reason for m in metrics})},
     }

@@ -1,9 +1,14 @@
 """Render the agent's prompts from the Jinja files in prompts/ (StrictUndefined: a missing value fails).
 
-`prompt_style` chooses between the authors' prompts (`paper`: the persistent runtime also gets
-permanent-state guidance with an example, and every observation lists the interpreter's
-global names) and a matched ablation (`matched`: identical prompts except one sentence
-naming the runtime, and no globals list), so the prompt confound can be measured.
+`prompt_style` sets how much the text tells the model about its runtime:
+- `paper`: the authors' prompts; the persistent runtime also gets permanent-state guidance
+  with an example, and every observation lists the interpreter's global names;
+- `matched`: identical prompts except one sentence naming the runtime, no globals list;
+- `blind`: nothing about the runtime at all; the system prompt, the goal and every
+  observation are the same text in both runtimes for the same block output, so whatever
+  differs between the runtimes comes from their semantics and what the model learned.
+A student that never saw the other runtime's prompt can fail on its first turn under
+`paper`, before the runtime has done anything (the prompt confound this setting removes).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ _ENV = Environment(loader=FileSystemLoader(_TEMPLATES), undefined=StrictUndefine
 class PromptStyle(str, Enum):
     PAPER = "paper"
     MATCHED = "matched"
+    BLIND = "blind"
 
 
 def _render(name: str, **values: Any) -> str:
@@ -43,8 +49,10 @@ class PromptBuilder:
     def system_prompt(self) -> str:
         if self.style is PromptStyle.PAPER:
             note = _render("runtime_persistent_paper.j2" if self.persistent else "runtime_stateless_paper.j2")
-        else:
+        elif self.style is PromptStyle.MATCHED:
             note = _render("runtime_matched.j2", persistent=self.persistent)
+        else:
+            note = None
         return _render("system.j2", tool_docs=_render("tools.j2", max_tool_calls=self.max_tool_calls), runtime_note=note)
 
     def goal(self, public: dict[str, Any]) -> str:
@@ -72,6 +80,7 @@ class PromptBuilder:
             value_repr=value_repr,
             error=error,
             global_names=sorted(global_names) if (self.shows_globals and global_names is not None) else None,
-            state_lost=state_lost,
+            # a restarted worker is a fact of the persistent runtime; `blind` does not name it
+            state_lost=state_lost and self.style is not PromptStyle.BLIND,
             format_error=format_error,
         )

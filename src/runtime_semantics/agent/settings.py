@@ -18,7 +18,8 @@ class AgentSettings(BaseModel):
     max_turns: int = Field(40, ge=1, description="assistant turns before the episode stops (paper: 40)")
     context_limit_tokens: int = Field(40960, ge=256, description="stop when the next prompt would exceed this (paper: 40,960)")
     episode_timeout_s: float = Field(1800.0, gt=0, description="wall-clock limit for a whole episode")
-    prompt_style: PromptStyle = Field(PromptStyle.PAPER, description="paper: the authors' prompts; matched: identical but one sentence")
+    prompt_style: PromptStyle = Field(PromptStyle.PAPER, description="paper: the authors' prompts; matched: identical but one sentence; "
+        "blind: identical prompts and observations, nothing about the runtime")
 
 
 class TracesParams(BaseModel):

@@ -68,3 +68,16 @@ class EvaluateParams(BaseModel):
             max_concurrency=self.concurrent_episodes, request_timeout_s=self.endpoint_timeout_s, max_retries=2,
             extra_body={"chat_template_kwargs": {"enable_thinking": False}}, **sampling,
         )
+
+
+class PreconditionParams(BaseModel):
+    """`<profile>.precondition`: the fine-tuned students' first turns on the dev task sets.
+
+    Whether a student writes a block that runs on its first turn, in both runtimes, is a
+    precondition of every cross-runtime comparison (the runtime has done nothing yet at the
+    first turn). Measured on the dev sets, first turns only, so it never sees an evaluation
+    task or a cross-runtime score; the threshold is paper/reference.yaml's.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    episodes_per_cell: int = Field(ge=1, description="first turns per fine-tuned cell, taken in file order from dev_easy/dev_hard")

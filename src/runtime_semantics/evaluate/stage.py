@@ -37,6 +37,7 @@ from ..policies.base import Policy, PolicyError
 from ..progress import ProgressLog
 from ..runtime import RuntimeLimits
 from ..tasks import TaskInstance, read_tasks
+from ..tokenizer import CHAT_TEMPLATE_PATH
 from ..training.base_model import BaseParams
 from ..training.train_stage import base_model_source
 from .results import Cell, EpisodeResult, cell_dir, read_result, result_path, write_result
@@ -56,10 +57,12 @@ class EvaluationInputs:
     limits: RuntimeLimits
     base: BaseParams
     tokenizer: str
+    split: str = "eval"  # task files <split>_<difficulty>.jsonl: the evaluation sets, or the dev sets of the precondition stage
+    out_name: str = "evaluation"
 
     @property
     def out_dir(self) -> Path:
-        return self.profile_dir / "evaluation"
+        return self.profile_dir / self.out_name
 
     def base_model(self) -> str:
         return base_model_source(self.base, self.profile_dir / "base")
@@ -74,13 +77,14 @@ class EvaluationInputs:
         return folder
 
     def tasks(self, cell: Cell) -> list[TaskInstance]:
-        path = self.profile_dir / "tasks" / f"eval_{cell.difficulty}.jsonl"
+        path = self.profile_dir / "tasks" / f"{self.split}_{cell.difficulty}.jsonl"
         if not path.exists():
             raise UserError(f"{path}: not found (run the tasks stage first)")
         tasks = read_tasks(path)
         n = self.params.episodes_per_cell
         if len(tasks) < n:
-            raise UserError(f"{path}: has {len(tasks)} tasks but evaluate.episodes_per_cell is {n}")
+            section = "evaluate" if self.out_name == "evaluation" else self.out_name
+            raise UserError(f"{path}: has {len(tasks)} tasks but {section}.episodes_per_cell is {n}")
         return tasks[:n]
 
 
@@ -222,7 +226,9 @@ def policy_factory(inputs: EvaluationInputs) -> Iterator[PolicyFactory]:
         with serve_models(inputs.base_model(), adapters, inputs.params, inputs.agent.context_limit_tokens, log_file) as served:
             from ..policies.endpoint import EndpointPolicy
 
-            yield lambda model: EndpointPolicy(inputs.params.endpoint(served.base_url, served.name(model)))
+            yield lambda model: EndpointPolicy(inputs.params.endpoint(served.base_url, served.name(model)).model_copy(update={
+                "context_limit": inputs.agent.context_limit_tokens, "tokenizer": inputs.base_model(),
+                "chat_template": str(CHAT_TEMPLATE_PATH)}))  # the server's context and template: max_tokens clamped to fit
         return
     from ..policies.local_model import LocalModelPolicy, LocalModelSettings
 
@@ -235,7 +241,7 @@ def policy_factory(inputs: EvaluationInputs) -> Iterator[PolicyFactory]:
                 model=inputs.base_model(), adapter=str(adapter) if adapter else None, max_new_tokens=decoding.max_new_tokens,
                 do_sample=decoding.do_sample, temperature=decoding.temperature, top_p=decoding.top_p,
                 context_limit=inputs.agent.context_limit_tokens, batch_size=inputs.params.concurrent_episodes,
-                kv_cache_dtype=decoding.kv_cache_dtype,
+                kv_cache_dtype=decoding.kv_cache_dtype, chat_template=str(CHAT_TEMPLATE_PATH),  # the training template
             )
         )
 

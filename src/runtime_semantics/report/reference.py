@@ -102,6 +102,13 @@ class Check(_Entry):
         return self
 
 
+class Preconditions(_Entry):
+    """What every check rests on, judged per cell before its verdict (report/claims.py)."""
+
+    first_block_rate: float = Field(gt=0, le=1, description="least share of episodes whose first block ran, in every cell a check compares")
+    why: str
+
+
 class Claim(_Entry):
     number: str
     text: str = Field(description="the claim in the words of docs/paper.md#claims")
@@ -111,6 +118,7 @@ class Claim(_Entry):
 
 class Reference(_Entry):
     source: str
+    preconditions: Preconditions
     reported: dict[Literal["easy", "hard"], dict[str, ReportedCell]]
     claims: list[Claim]
 
