@@ -13,8 +13,10 @@ in params.yaml:
   weights quantized by bitsandbytes' own `quantize_4bit` (blocksize 64, double quantization,
   bf16 storage and compute) -- what from_pretrained(quantization_config=BitsAndBytesConfig(...))
   does; embeddings, norms and lm_head stay unquantized, as in transformers;
-- peft's prepare_model_for_kbit_training (same arguments as the train stage: it casts every
-  unquantized bf16 parameter to fp32 and turns on non-reentrant gradient checkpointing);
+- the train stage's own k-bit preparation (runtime_semantics.training.kbit: freezes the base,
+  keeps the unquantized parameters in bf16, turns on non-reentrant gradient checkpointing);
+  `--peft-upcast` traces peft's prepare_model_for_kbit_training instead (what the train stage
+  did before: it casts every unquantized bf16 parameter to fp32);
 - peft LoRA (r, alpha, dropout, target modules from params.yaml), TRL's cast of the
   adapters to bf16 for quantized models, TRL's fused chunked LM head (`add_fused_lm_head`,
   the one SFTTrainer installs: the 16k x 151,936 logits are never materialised);
@@ -63,7 +65,7 @@ GIB = 2**30
 ROWS = (
     ("nf4_weights", "quantized base weights (NF4 4-bit, packed)"),
     ("quant_constants", "double-quant constants (uint8 absmax, fp32 2nd-level absmax, code tables)"),
-    ("frozen_unquantized", "embeddings + lm_head + norms (unquantized; fp32 after prepare_model_for_kbit_training)"),
+    ("frozen_unquantized", "embeddings + lm_head + norms (unquantized; bf16, fp32 with --peft-upcast)"),
     ("lora_params", "LoRA adapters (bf16)"),
     ("lora_grads", "LoRA gradients"),
     ("optimizer_state", "AdamW state (exp_avg, exp_avg_sq, step)"),
@@ -123,11 +125,13 @@ def lora_params_per_layer(shape: dict, r: int, targets: list[str]) -> int:
     return sum(r * (dims[t][0] + dims[t][1]) for t in targets)
 
 
-def analytic_weights(shape: dict, r: int, targets: list[str], blocksize: int = 64, layers: int | None = None) -> dict[str, int]:
+def analytic_weights(shape: dict, r: int, targets: list[str], blocksize: int = 64, layers: int | None = None,
+                     unquantized_bytes: int = 2) -> dict[str, int]:
     """Closed-form bytes of the weights: NF4 packs two 4-bit codes per byte (0.5 byte/param); double
     quantization stores one uint8 absmax per 64-weight block, one fp32 absmax per 256 such blocks
-    plus one fp32 offset, and two code tables (16 + 256 fp32). Unquantized parameters are fp32
-    (prepare_model_for_kbit_training upcasts them); adapters, their gradients and both AdamW
+    plus one fp32 offset, and two code tables (16 + 256 fp32). Unquantized parameters take
+    `unquantized_bytes` each (2: bf16, the train stage; 4: fp32 after peft's prepare_model_for_kbit_training),
+    the rotary tables are fp32 buffers either way; adapters, their gradients and both AdamW
     moments are bf16 (TRL casts QLoRA adapters to bf16; AdamW's state follows the parameter dtype)."""
     n = layers if layers is not None else shape["num_hidden_layers"]
     h, i, v = shape["hidden_size"], shape["intermediate_size"], shape["vocab_size"]
@@ -139,7 +143,7 @@ def analytic_weights(shape: dict, r: int, targets: list[str], blocksize: int = 6
     norms = n * (2 * h + 2 * hd) + h
     rotary = 2 * (hd // 2)  # inv_freq and original_inv_freq buffers (fp32)
     lora = lora_params_per_layer(shape, r, targets) * n
-    return {"nf4_weights": nf4, "quant_constants": constants, "frozen_unquantized": 4 * (embeddings + norms + rotary),
+    return {"nf4_weights": nf4, "quant_constants": constants, "frozen_unquantized": unquantized_bytes * (embeddings + norms) + 4 * rotary,
             "lora_params": 2 * lora, "lora_grads": 2 * lora,
             "optimizer_state": 2 * 2 * lora + 4 * 2 * len(targets) * n}  # + one fp32 `step` per A and B matrix
 
@@ -298,15 +302,17 @@ def _classify(reftype: str, label: str) -> str:
 
 
 def trace_step(shape: dict, params: Any, seq_len: int, layers: int | None = None, steps: int = 2,
-               keep_bf16: bool = False) -> Estimate:
+               peft_upcast: bool = False) -> Estimate:
     """Trace `steps` QLoRA steps of the Qwen3 `shape` (first `layers` decoder layers) under FakeTensorMode.
 
-    keep_bf16: a what-if, not the train stage: undo prepare_model_for_kbit_training's upcast of the
-    unquantized parameters (embeddings, lm_head, norms) to fp32."""
+    peft_upcast: not the train stage: prepare with peft's prepare_model_for_kbit_training, which upcasts
+    the unquantized parameters (embeddings, lm_head, norms) to fp32 (what the train stage did before)."""
     import torch
     from unittest import mock
 
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from runtime_semantics.training.kbit import prepare_kbit_model_keeping_dtypes
     from torch._subclasses.fake_tensor import FakeTensorMode
     from transformers import Qwen3Config, Qwen3ForCausalLM
     from trl.kernels import chunked_logprob
@@ -343,12 +349,11 @@ def trace_step(shape: dict, params: Any, seq_len: int, layers: int | None = None
             F.name2qmap.clear()
             F.name2qmap.update(saved_qmap)
         # the train stage: load_base_for_training
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=params.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
-        if keep_bf16:
-            for p in model.parameters():
-                if p.dtype == torch.float32:
-                    p.data = p.data.to(dtype)
+        if peft_upcast:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=params.gradient_checkpointing,
+                                                    gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model = prepare_kbit_model_keeping_dtypes(model, gradient_checkpointing=params.gradient_checkpointing)
         # SFTTrainer: fused LM head on the base model, then the adapters (run_train_stage's LoraConfig)
         add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
         lora = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
@@ -474,7 +479,8 @@ def trace_step(shape: dict, params: Any, seq_len: int, layers: int | None = None
                 breakdown["attention"] += nbytes
         memtracker_peak = max((sum(v for k, v in snap.items() if k == "Total") for snap in tracker.get_tracker_snapshot("peak").values()), default=0)
 
-    analytic = analytic_weights(shape, params.lora.r, list(params.lora.target_modules), layers=n_layers)
+    analytic = analytic_weights(shape, params.lora.r, list(params.lora.target_modules), layers=n_layers,
+                                unquantized_bytes=4 if peft_upcast else 2)
     settings = {
         "model": "Qwen3-8B shape" if shape == QWEN3_8B else "custom shape", "layers": n_layers, "seq_len": seq_len, "micro_batch": params.micro_batch_size,
         "quantization": f"{quant.quant_type}, double_quant={quant.double_quant}, compute {quant.compute_dtype}",
@@ -482,14 +488,13 @@ def trace_step(shape: dict, params: Any, seq_len: int, layers: int | None = None
         "gradient_checkpointing": params.gradient_checkpointing, "attn_implementation": params.attn_implementation,
         "loss": "TRL fused chunked LM head (4096-token x 32768-vocab tiles)",
         "trainable_parameters": sum(p.numel() for p in trainable),
-        "unquantized_parameters": "bf16 (what-if)" if keep_bf16 else "fp32 (prepare_model_for_kbit_training)",
+        "unquantized_parameters": "fp32 (peft's prepare_model_for_kbit_training)" if peft_upcast else "bf16 (the train stage's kbit preparation)",
     }
     return Estimate(
         peak_bytes=tracker.peak_total, breakdown=breakdown, attention_bytes=attention, phase_at_peak=tracker.peak_label,
         layers=n_layers, seq_len=seq_len, settings=settings, memtracker_peak_bytes=memtracker_peak,
         phase_peaks=dict(tracker.phase_peaks),
-        analytic={**analytic, "frozen_unquantized": analytic["frozen_unquantized"] // 2 + 4 * (shape["head_dim"] // 2)}
-        if keep_bf16 else analytic,
+        analytic=analytic,
         seconds=time.perf_counter() - started,
     )
 
@@ -516,13 +521,13 @@ def extrapolate(one: Estimate, two: Estimate, layers: int) -> Estimate:
 
 
 def estimate(shape: dict, params: Any, seq_len: int, layers: int | None = None, full: bool = False,
-             keep_bf16: bool = False) -> Estimate:
+             peft_upcast: bool = False) -> Estimate:
     """The peak at `layers` (default: all) decoder layers: traced in full, or traced at 1 and 2 layers and extrapolated."""
     n = layers if layers is not None else shape["num_hidden_layers"]
     if full or n <= 2:
-        return trace_step(shape, params, seq_len, layers=n, keep_bf16=keep_bf16)
-    return extrapolate(trace_step(shape, params, seq_len, layers=1, keep_bf16=keep_bf16),
-                       trace_step(shape, params, seq_len, layers=2, keep_bf16=keep_bf16), n)
+        return trace_step(shape, params, seq_len, layers=n, peft_upcast=peft_upcast)
+    return extrapolate(trace_step(shape, params, seq_len, layers=1, peft_upcast=peft_upcast),
+                       trace_step(shape, params, seq_len, layers=2, peft_upcast=peft_upcast), n)
 
 
 def format_breakdown(est: Estimate, measured: dict[str, float] | None = None) -> str:
@@ -555,12 +560,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seq-len", type=int, default=None, help="tokens per micro-batch (default: paper.train.max_length)")
     parser.add_argument("--layers", type=int, default=None, help="decoder layers (default: all 36)")
     parser.add_argument("--full", action="store_true", help="trace every layer (36: ~7 min on 2 cores) instead of 1 and 2 + extrapolation")
-    parser.add_argument("--keep-bf16", action="store_true",
-                        help="what-if, not the train stage: keep embeddings/lm_head/norms in bf16 (no fp32 upcast)")
+    parser.add_argument("--peft-upcast", action="store_true",
+                        help="not the train stage: peft's prepare_model_for_kbit_training (embeddings/lm_head/norms upcast to fp32)")
     parser.add_argument("--json", type=Path, default=None, help="also write the estimate here")
     args = parser.parse_args(argv)
     params = paper_train_settings()
-    est = estimate(QWEN3_8B, params, args.seq_len or params.max_length, layers=args.layers, full=args.full, keep_bf16=args.keep_bf16)
+    est = estimate(QWEN3_8B, params, args.seq_len or params.max_length, layers=args.layers, full=args.full, peft_upcast=args.peft_upcast)
     print(format_breakdown(est))
     if args.json:
         args.json.write_text(json.dumps(est.as_dict(), indent=1) + "\n")
