@@ -33,3 +33,19 @@ def test_a_server_that_dies_while_starting_is_a_clear_error(tmp_path, monkeypatc
     with pytest.raises(UserError, match="exited with code 3(.|\n)*CUDA out of memory"):
         with vllm_server.serve_models("m", {}, sections.evaluate, 40960, tmp_path / "vllm.log"):
             pass
+
+
+def test_the_server_ignores_the_models_generation_config_and_requests_send_every_sampling_field():
+    """vLLM's default (--generation-config auto) would apply Qwen3's generation_config.json (top_k 20, top_p 0.95,
+    temperature 0.6) to every field a request leaves out; params.yaml's decoding must be all that applies."""
+    sections = load_settings("paper", REPO_ROOT / "params.yaml").sections
+    command = vllm_server.serve_command("Qwen/Qwen3-8B", {}, sections.evaluate, sections.agent.context_limit_tokens)
+    assert command[command.index("--generation-config") + 1] == "vllm"
+    from runtime_semantics.policies.base import Message, TurnRequest
+    from runtime_semantics.policies.endpoint import request_body
+
+    decoding = sections.evaluate.decoding
+    body = request_body(sections.evaluate.endpoint("http://127.0.0.1:8765/v1", "base"),
+                        TurnRequest(episode_key="e", seed=3, messages=(Message(role="user", content="hi"),)))
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (decoding.temperature, decoding.top_p,
+                                                                                      decoding.max_new_tokens, 3)

@@ -8,6 +8,8 @@ Google's OpenAI-compatible Gemini endpoint does: HTTP 400, a JSON list holding o
 object {code, message, status: INVALID_ARGUMENT, details: [google.rpc.BadRequest with
 fieldViolations]}, one `Invalid JSON payload received. Unknown name "<field>": Cannot find
 field.` line per field; a `reasoning_effort` outside Gemini's values gets a 400 naming it.
+With `Script.max_model_len` it is strict the way vLLM is about context: a request whose prompt
+(counted by `Script.count_prompt`) plus max_tokens exceeds it gets vLLM's HTTP 400.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 
@@ -36,6 +39,13 @@ def gemini_invalid_argument(messages: list[str]) -> list[dict[str, Any]]:
     }}]  # fmt: skip
 
 
+def vllm_context_error(max_model_len: int, prompt: int, asked: int) -> dict[str, Any]:
+    """vLLM's OpenAI server's reply to a request that does not fit its context (HTTP 400)."""
+    return {"object": "error", "type": "BadRequestError", "param": None, "code": 400, "message": (
+        f"This model's maximum context length is {max_model_len} tokens. However, you requested {prompt + asked} tokens "
+        f"({prompt} in the messages, {asked} in the completion). Please reduce the length of the messages or completion.")}
+
+
 @dataclass
 class Script:
     """What the server does with the next requests."""
@@ -48,6 +58,9 @@ class Script:
     delay_s: float = 0.0  # work this long per request (to observe concurrency)
     finish_reason: str = "stop"
     text: str | None = None  # None: echo the seed and the last message, so tests can match replies to requests
+    max_model_len: int | None = None  # vLLM: refuse prompt + max_tokens above this (HTTP 400, vLLM's message)
+    count_prompt: Callable[[dict[str, Any]], int] | None = None  # the prompt's tokens as the server counts them
+    fail_when: Callable[[dict[str, Any]], bool] | None = None  # HTTP 400 to the requests this picks (and only them)
 
 
 @dataclass
@@ -107,6 +120,13 @@ class ChatServer:
                 self._release.wait(script.delay_s)
             if script.known_fields is not None and (refused := self._strict(body, script.known_fields)) is not None:
                 return 400, refused, {}
+            if script.max_model_len is not None and script.count_prompt is not None:
+                prompt = script.count_prompt(body)
+                asked = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+                if prompt + asked > script.max_model_len:
+                    return 400, vllm_context_error(script.max_model_len, prompt, asked), {}
+            if script.fail_when is not None and script.fail_when(body):
+                return 400, {"object": "error", "message": "scripted failure of this request", "type": "BadRequestError", "code": 400}, {}
             if script.fail_status is not None and number <= script.fail_times:
                 error = {"error": {"message": f"scripted failure {number}", "type": "test", "code": script.fail_status}}
                 return script.fail_status, error, script.fail_headers

@@ -106,33 +106,36 @@ def test_unauthorized_stops_at_once_without_retries_naming_the_key_setting(chat_
 
 def test_another_4xx_fails_only_the_request(chat_server: ChatServer) -> None:
     chat_server.script = Script(fail_status=400, fail_times=100)  # e.g. a context too long: that episode's problem
-    with EndpointPolicy(settings(chat_server, max_retries=5)) as policy, pytest.raises(PolicyError, match="refused the request"):
-        policy.next_turns([request()])
+    with EndpointPolicy(settings(chat_server, max_retries=5)) as policy:
+        [reply] = policy.next_turns([request()])
+    assert reply.error is not None and "refused the request" in reply.error and reply.text == ""
     assert chat_server.request_count == 1
 
 
 def test_exhausted_retries_name_the_endpoint_and_last_error(chat_server: ChatServer) -> None:
     chat_server.script = Script(fail_status=503, fail_times=100)
-    with EndpointPolicy(settings(chat_server, max_retries=2)) as policy, pytest.raises(PolicyError) as caught:
-        policy.next_turns([request()])
-    message = str(caught.value)
+    with EndpointPolicy(settings(chat_server, max_retries=2)) as policy:
+        [reply] = policy.next_turns([request()])
+    message = reply.error or ""
     assert chat_server.url in message and "failed 3 time(s)" in message and "503" in message
     assert chat_server.request_count == 3
 
 
 def test_hang_past_the_timeout_is_retried_then_reported(chat_server: ChatServer) -> None:
     chat_server.script = Script(hang_s=5.0)
-    with EndpointPolicy(settings(chat_server, request_timeout_s=0.3, max_retries=1)) as policy, pytest.raises(PolicyError) as caught:
-        policy.next_turns([request()])
-    assert "APITimeoutError" in str(caught.value)
+    with EndpointPolicy(settings(chat_server, request_timeout_s=0.3, max_retries=1)) as policy:
+        [reply] = policy.next_turns([request()])
+    assert "APITimeoutError" in (reply.error or "")
     assert chat_server.request_count == 2
 
 
-def test_one_failed_request_fails_the_call(chat_server: ChatServer) -> None:
+def test_one_failed_request_fails_only_its_own_reply(chat_server: ChatServer) -> None:
     chat_server.script = Script(fail_status=400, fail_times=1)
-    with EndpointPolicy(settings(chat_server, max_concurrency=1)) as policy, pytest.raises(PolicyError, match="400"):
-        policy.next_turns([request(seed=1), request(seed=2)])
-    assert chat_server.request_count == 2  # the other request still ran (and would be cached)
+    with EndpointPolicy(settings(chat_server, max_concurrency=1)) as policy:
+        failed, answered = policy.next_turns([request(seed=1), request(seed=2)])
+    assert failed.error is not None and "400" in failed.error and failed.text == ""
+    assert answered.error is None and answered.text.startswith("seed=2")
+    assert chat_server.request_count == 2
 
 
 def test_backoff_is_deterministic_growing_and_capped() -> None:

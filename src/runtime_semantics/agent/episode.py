@@ -12,6 +12,7 @@ the turn limit, the context limit or the episode wall-clock limit, recording why
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -24,6 +25,8 @@ from .prompts import PromptBuilder
 from .settings import AgentSettings
 from .tokens import TokenCounter
 from .trace import EpisodeTiming, Outcome, Step, StepTiming, StopReason, Trace
+
+log = logging.getLogger(__name__)
 
 
 class Episode:
@@ -112,6 +115,9 @@ class Episode:
         """Record the assistant turn, run its block, append the observation."""
         if self._runtime is None or self.done:
             raise RuntimeError("advance() needs an open, unfinished episode")
+        if reply.error is not None:  # this request alone failed (policies/base.py): this episode stops, the batch goes on
+            self.fail(PolicyError(reply.error))
+            return
         if reply.finish_reason == "context_limit":  # the policy could not even read the prompt
             self.stop_reason = "context_limit"
             return
@@ -145,10 +151,15 @@ class Episode:
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 reported_usage=reply.reported_usage,
+                cut=reply.finish_reason == "length",
                 timing=StepTiming(policy_latency_s=reply.latency_s, block_duration_s=block_duration),
                 **fields,
             )
         )
+        if self.steps[-1].cut:  # the reply hit max_tokens (a thinking teacher can spend it all and say nothing)
+            cut = sum(step.cut for step in self.steps)
+            log.warning("%s: turn %d came back cut at max_tokens (%s); %d cut turn(s) in this episode", self.episode_id,
+                        len(self.steps), "empty" if not reply.text.strip() else f"{len(reply.text)} characters", cut)
         if self.environment.finished:
             self.stop_reason = "finished"
 

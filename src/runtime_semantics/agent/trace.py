@@ -49,6 +49,8 @@ class Step(_Record):
     prompt_tokens: int = Field(ge=0, description="context tokens sent for this turn (student tokenizer)")
     completion_tokens: int = Field(ge=0, description="tokens of the assistant turn (student tokenizer)")
     reported_usage: TokenUsage | None = None
+    cut: bool = Field(False, exclude_if=lambda cut: not cut,
+                      description="the reply stopped at max_tokens (finish reason 'length'): never trained on; written only when true")
     timing: StepTiming = Field(default_factory=StepTiming)
 
 

@@ -4,6 +4,13 @@ One `vllm serve` process holds the base weights once; each adapter is a LoRA mod
 under its own model name (`trained-persistent`, `trained-stateless`), so every cell talks
 to the same OpenAI-compatible server. The server's context length is the agent's context
 limit (paper: 40,960) and `max_num_seqs` bounds the concurrent sequences (paper: 4).
+
+Two flags keep evaluation what training saw and what params.yaml says:
+`--chat-template` serves the training template (src/runtime_semantics/chat_template.jinja: an
+empty think block on every assistant turn; Qwen3's own template drops it from earlier turns, so
+every prompt from turn 2 on would differ from its training prefix), and `--generation-config vllm`
+keeps vLLM from applying the model's generation_config.json (Qwen3's sets top_k, top_p and
+temperature) to every field a request does not send.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..tokenizer import CHAT_TEMPLATE_PATH
 from .settings import EvaluateParams
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,7 @@ def serve_command(base_model: str, adapters: Mapping[str, Path | None], params: 
         "--max-model-len", str(context_limit), "--max-num-seqs", str(params.vllm.max_num_seqs),
         "--gpu-memory-utilization", str(params.vllm.gpu_memory_utilization), "--dtype", "bfloat16", "--seed", "0",
         "--tensor-parallel-size", str(params.vllm.tensor_parallel_size), "--data-parallel-size", str(params.vllm.data_parallel_size),
+        "--chat-template", str(CHAT_TEMPLATE_PATH), "--generation-config", "vllm",
     ]
     modules = [f"{name}={path}" for name, path in adapters.items() if path is not None]
     if modules:

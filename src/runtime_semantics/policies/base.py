@@ -57,6 +57,10 @@ class PolicyReply(BaseModel):
     latency_s: float = Field(ge=0)
     cached: bool = False
     finish_reason: str | None = Field(default=None, description="e.g. 'stop', 'length' (context or max_tokens hit)")
+    error: str | None = Field(
+        default=None, description="this request alone could not be answered (an infrastructure failure): its episode stops "
+        "with policy_error while the batch's other episodes go on; text is then empty"
+    )
 
 
 class PolicyError(RuntimeError):
@@ -89,7 +93,8 @@ class Policy(ABC):
 
     @abstractmethod
     def next_turns(self, requests: Sequence[TurnRequest]) -> list[PolicyReply]:
-        """One reply per request, in order."""
+        """One reply per request, in order. A request that fails alone comes back as a reply with `error`
+        set (only its episode stops); PolicyError is for failures of the whole call."""
 
     def stream(self) -> TurnStream | None:
         """A stream of turns for a rolling pool, where the policy can take them one step at a time; None: answer in batches."""

@@ -8,7 +8,13 @@ rerun waits exactly as long, while different requests still spread out. A 4xx th
 fix and that would fail every request alike (a refused field, a bad key, an unknown model)
 raises `EndpointRefused`, a UserError that stops the whole stage with one line naming the
 endpoint, the field and the params key to change; any other 4xx fails only its episode.
-Which optional fields go on the wire is a per-endpoint setting (`send_seed`,
+A failure of one request (retries exhausted, a 4xx of its own) is that request's reply alone
+(`PolicyReply.error`): its episode stops with policy_error, the others in the batch go on.
+With `context_limit` set (the vLLM engine) every request's max_tokens is clamped to what its
+prompt leaves under the server's context length, counted by rendering the prompt as the server
+does (same tokenizer, same template); a prompt with no room left gets an empty 'context_limit'
+reply without a call, which stops its episode at the context limit (vLLM would refuse the
+request with HTTP 400). Which optional fields go on the wire is a per-endpoint setting (`send_seed`,
 `reasoning_effort`); `request_body` is exactly the JSON sent. Replies can be cached on disk,
 keyed by that body plus the seed and episode key (so repeats never share a reply).
 """
@@ -23,6 +29,7 @@ import re
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
@@ -102,14 +109,15 @@ def _api_key(settings: EndpointSettings) -> str:
     return key
 
 
-def request_body(s: EndpointSettings, request: TurnRequest) -> dict[str, Any]:
-    """Exactly the JSON body sent for this request (`traces generate --dry-run` prints it; no key needed)."""
+def request_body(s: EndpointSettings, request: TurnRequest, max_tokens: int | None = None) -> dict[str, Any]:
+    """Exactly the JSON body sent for this request (`traces generate --dry-run` prints it; no key needed);
+    `max_tokens`: the budget clamped to what the prompt leaves (context_limit), else the settings' own."""
     body: dict[str, Any] = {
         "model": s.model,
         "messages": [message.model_dump() for message in request.messages],
         "temperature": s.temperature,
         "top_p": s.top_p,
-        "max_tokens": s.max_tokens,
+        "max_tokens": s.max_tokens if max_tokens is None else min(max_tokens, s.max_tokens),
     }
     if s.send_seed:
         body["seed"] = request.seed
@@ -134,13 +142,39 @@ class EndpointPolicy(Policy):
         )
         self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="endpoint")
         self._cache = ReplyCache(settings.cache_dir) if settings.cache_dir is not None else None
+        self._prompt_tokenizer: Any = None
+        if settings.context_limit is not None:
+            if settings.tokenizer is None:
+                raise PolicyError(f"endpoint {settings.base_url}: context_limit needs the served model's tokenizer (tokenizer)")
+            from ..hub import load_tokenizer
+
+            self._prompt_tokenizer = load_tokenizer(settings.tokenizer)
+            if settings.chat_template is not None:
+                self._prompt_tokenizer.chat_template = Path(settings.chat_template).read_text(encoding="utf-8")
         self._closed = False
 
     def next_turns(self, requests: Sequence[TurnRequest]) -> list[PolicyReply]:
-        """Answer all requests (concurrently); if any fails, raise the first failure once all have finished."""
+        """Answer all requests (concurrently). A request that fails is its own reply's `error`, so only its
+        episode stops; a refusal every request would get (EndpointRefused) is raised once all have finished."""
         futures = [self._pool.submit(self._answer, request) for request in requests]
         wait(futures)
-        return [future.result() for future in futures]
+        replies = []
+        for request, future in zip(requests, futures, strict=True):
+            try:
+                replies.append(future.result())
+            except PolicyError as error:
+                logger.warning("%s: no reply: %s", request.episode_key, error)
+                replies.append(PolicyReply(text="", latency_s=0.0, error=str(error)))
+        return replies
+
+    def prompt_tokens(self, request: TurnRequest) -> int | None:
+        """The request's prompt tokens as the server counts them (context_limit set), else None."""
+        if self._prompt_tokenizer is None:
+            return None
+        kwargs = (self.settings.extra_body or {}).get("chat_template_kwargs") or {}
+        text = self._prompt_tokenizer.apply_chat_template([m.model_dump() for m in request.messages], tokenize=False,
+                                                          add_generation_prompt=True, **kwargs)
+        return len(self._prompt_tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def close(self) -> None:
         if not self._closed:
@@ -148,17 +182,26 @@ class EndpointPolicy(Policy):
             self._pool.shutdown(wait=True)
             self._client.close()
 
-    def request_body(self, request: TurnRequest) -> dict[str, Any]:
-        return request_body(self.settings, request)
+    def request_body(self, request: TurnRequest, max_tokens: int | None = None) -> dict[str, Any]:
+        return request_body(self.settings, request, max_tokens)
 
-    def _request_fields(self, request: TurnRequest) -> dict[str, Any]:
+    def _request_fields(self, request: TurnRequest, max_tokens: int | None = None) -> dict[str, Any]:
         """Everything that shapes the answer: the body sent, plus seed and episode key (so repeats never share a cache entry)."""
-        return {"base_url": self.settings.base_url, "body": self.request_body(request), "seed": request.seed,
+        return {"base_url": self.settings.base_url, "body": self.request_body(request, max_tokens), "seed": request.seed,
                 "episode_key": request.episode_key}  # fmt: skip
 
     def _answer(self, request: TurnRequest) -> PolicyReply:
         """From the cache when possible (the original latency is kept, marked cached), else from the endpoint."""
-        fields = self._request_fields(request)
+        left = None
+        if (prompt := self.prompt_tokens(request)) is not None:
+            assert self.settings.context_limit is not None
+            left = self.settings.context_limit - prompt
+            if left <= 0:
+                logger.warning("%s: prompt of %d tokens leaves no room under the context limit %d", request.episode_key, prompt,
+                               self.settings.context_limit)
+                usage = TokenUsage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt)
+                return PolicyReply(text="", reported_usage=usage, latency_s=0.0, finish_reason="context_limit")
+        fields = self._request_fields(request, left)
         key = request_key(fields)
         if self._cache is not None and (hit := self._cache.get(key)) is not None:
             return hit

@@ -59,6 +59,10 @@ class LocalModelSettings(BaseModel):
         "auto", description="dtype decode steps read the KV cache in; auto: the model's (kv_decoding explains bfloat16)"
     )
     enable_thinking: bool = Field(False, description="Qwen3 thinking mode (the paper keeps it off)")
+    chat_template: str | None = Field(
+        None, description="Jinja chat template file that replaces the tokenizer's; the evaluate stage passes the training "
+        "template (src/runtime_semantics/chat_template.jinja), so prompts equal the training prefixes; null: the tokenizer's own"
+    )
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,11 @@ def _load(settings: LocalModelSettings, device: str) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError) as exc:
         raise _cannot_load(settings, local, exc) from exc
+    if settings.chat_template is not None:
+        try:
+            tokenizer.chat_template = Path(settings.chat_template).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(f"local model: cannot read the chat template {settings.chat_template}: {exc}") from exc
     if tokenizer.chat_template is None:
         raise PolicyError(f"local model: the tokenizer in {settings.model} has no chat template (save one with the model)")
     tokenizer.padding_side = "left"

@@ -44,6 +44,13 @@ class EndpointSettings(BaseModel):
         "the model's own default (Gemini 2.5 Flash: dynamic thinking), recorded in each trace's policy name; "
         "none|minimal|low|medium|high = sent as `reasoning_effort` and recorded (docs/gemini-endpoint.md)",
     )
+    context_limit: int | None = Field(
+        None, ge=1, description="prompt plus reply tokens the server allows (vLLM's --max-model-len); set: each request's "
+        "max_tokens is clamped to what its prompt leaves (counted with `tokenizer` and `chat_template`, rendered as the server "
+        "renders it), and a prompt that leaves nothing gets an empty 'context_limit' reply without a call; null: max_tokens as is",
+    )
+    tokenizer: str | None = Field(None, description="the served model's tokenizer (folder or Hub id), for context_limit")
+    chat_template: str | None = Field(None, description="the Jinja chat template file the server renders with; null: the tokenizer's")
     params_section: str = Field(
         "traces.endpoint", description="where these settings live in params.yaml; named when the endpoint refuses a field"
     )

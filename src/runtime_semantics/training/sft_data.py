@@ -10,6 +10,7 @@ and packing are left to TRL's SFTTrainer (`assistant_only_loss`, `packing`,
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..agent.trace import read_trace, trace_path
+
+log = logging.getLogger(__name__)
 
 
 def kept_examples(traces_dir: Path) -> list[dict[str, Any]]:
@@ -32,8 +35,27 @@ def kept_examples(traces_dir: Path) -> list[dict[str, Any]]:
     for episode_id in kept:
         trace = read_trace(trace_path(Path(traces_dir) / "episodes", episode_id))
         messages = [{"role": m.role, "content": m.content} for m in trace.messages]
-        examples.append({"episode_id": episode_id, "runtime": trace.runtime, "messages": messages})
+        messages = before_first_cut_turn(messages, trace.steps, episode_id)
+        if messages is not None:
+            examples.append({"episode_id": episode_id, "runtime": trace.runtime, "messages": messages})
     return examples
+
+
+def before_first_cut_turn(messages: list[dict[str, Any]], steps: list[Any], episode_id: str) -> list[dict[str, Any]] | None:
+    """The conversation up to its last complete assistant turn before the first turn that came back cut
+    at max_tokens (a thinking teacher's turn can be empty: it spent the budget thinking); None when the
+    first turn was cut. A cut turn is never trained on, nor is what followed it (written after it)."""
+    cut = [step.turn for step in steps if getattr(step, "cut", False)]
+    if not cut:
+        return messages
+    assistant_at = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    first = cut[0]
+    if first > len(assistant_at):  # not our own trace's layout: nothing to cut at
+        return messages
+    keep = assistant_at[first - 2] + 1 if first >= 2 else 0
+    log.warning("%s: %d turn(s) came back cut at max_tokens (first: turn %d); training on %s", episode_id, len(cut), first,
+                f"its first {first - 1} turn(s) only" if keep else "none of it")
+    return messages[:keep] if keep else None
 
 
 def split_examples(examples: list[dict[str, Any]], *, validation_fraction: float, seed: int) -> tuple[list, list]:
