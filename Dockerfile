@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The replication in one container: CUDA 13.0, Python 3.11, requirements.lock with torch's CUDA
-# build, FlashAttention-2, and vLLM in a virtualenv of its own; ./reproduce.sh is the entrypoint.
-#   docker build -t runtime-semantics .
+# build, and vLLM in a virtualenv of its own (FlashAttention-2 on request); ./reproduce.sh is the entrypoint.
+#   docker build -t runtime-semantics .                                     # --build-arg WITH_FLASH_ATTN=1 adds FlashAttention-2
 #   docker run --gpus all --rm -it -v "$PWD:/app" runtime-semantics          # = ./reproduce.sh
 #   docker run --gpus all --rm -it -v "$PWD:/app" -p 127.0.0.1:5000:5000 runtime-semantics ui --host 0.0.0.0
 # The host needs an NVIDIA driver for CUDA 13.0 (580 or newer) and the NVIDIA Container Toolkit.
@@ -26,11 +26,11 @@ COPY src/ src/
 RUN PIP_CONSTRAINT=/app/requirements-gpu.txt RUNTIME_SEMANTICS_VENV=/opt/venv PYTHON=python3.11 scripts/ensure-venv \
  && /opt/venv/bin/python -c "import torch; assert torch.version.cuda, 'not a CUDA build'; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
 
-# FlashAttention-2: setup.py takes the maintainers' prebuilt wheel for this torch/CUDA/Python when
-# there is one, else compiles (long: MAX_JOBS parallel nvcc jobs; FLASH_ATTN_CUDA_ARCHS 80 = Ampere
-# and Ada, 90 = Hopper; add 100;120 for Blackwell). --build-arg WITH_FLASH_ATTN=0 leaves it out
-# (training then uses PyTorch's sdpa, params.yaml's default).
-ARG WITH_FLASH_ATTN=1
+# FlashAttention-2, opt-in (--build-arg WITH_FLASH_ATTN=1): params.yaml trains with PyTorch's sdpa, and
+# flash-attn has no prebuilt wheel for torch 2.13 / CUDA 13, so it compiles from source (long, and not
+# known to build for CUDA 13: MAX_JOBS parallel nvcc jobs; FLASH_ATTN_CUDA_ARCHS 80 = Ampere and Ada,
+# 90 = Hopper; add 100;120 for Blackwell). With it, set <profile>.train.attn_implementation: flash_attention_2.
+ARG WITH_FLASH_ATTN=0
 ARG FLASH_ATTN_CUDA_ARCHS="80;90"
 ARG MAX_JOBS=4
 # hadolint ignore=DL3013
@@ -51,7 +51,9 @@ RUN python3.11 -m venv /opt/vllm \
 FROM nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY docker/install-python /usr/local/bin/install-python
-RUN install-python
+# --triton: gcc, libc6-dev and python3.11-dev, which Triton (TRL's chunked loss kernel, vLLM) compiles its
+# launcher with at run time; without them the first Triton kernel fails ("Failed to find C compiler", Python.h)
+RUN install-python --triton
 
 # A non-root user with uid 1000 (most hosts' first user, so files written to a bind mount stay
 # yours; other uids: docker run --user "$(id -u):$(id -g)"). Ubuntu's image already has uid 1000.

@@ -163,3 +163,28 @@ def test_every_pin_the_image_installs_resolves_on_pypi(tmp_path):
     with urllib.request.urlopen(request, timeout=60) as response:
         files = [f["filename"] for f in json.load(response)["files"]]
     assert f"flash_attn-{version}.tar.gz" in files
+
+
+def _stages() -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for op, args in instructions():
+        if op == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((op, args))
+    return stages
+
+
+def test_the_final_image_has_what_triton_compiles_with():
+    """Triton (TRL's loss kernel, vLLM) compiles a C launcher against Python.h when a kernel first runs."""
+    final = _stages()[-1]
+    runs = " ".join(args for op, args in final if op == "RUN")
+    assert "install-python --triton" in runs
+    script = (REPO_ROOT / "docker" / "install-python").read_text()
+    triton_line = next(line for line in script.splitlines() if '"--triton"' in line and "dev=(" in line)
+    assert all(package in triton_line for package in ("gcc", "libc6-dev", "python3.11-dev"))
+
+
+def test_flash_attention_is_opt_in():
+    args = {a.split("=", 1)[0]: a.split("=", 1)[1] for op, a in instructions() if op == "ARG" and "=" in a}
+    assert args["WITH_FLASH_ATTN"] == "0"
