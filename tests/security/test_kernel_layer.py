@@ -64,3 +64,48 @@ def test_every_probe_is_refused_by_the_kernel():
     refused = {name: result for name, result in outcome.items() if result == "EPERM" or any(r in result for r in refusals)}
     assert refused == outcome, f"allowed or failing differently: { {k: v for k, v in outcome.items() if k not in refused} }"
     assert not os.path.exists("/tmp/runtime-semantics-kernel-probe")
+
+
+def test_the_socket_descriptor_serves_send_and_recv_only():
+    """At SOCKET_FD the filter lets the worker's socket object send and receive, and refuses
+    every other way to use or copy the descriptor, so its number alone is worth nothing."""
+    from runtime_semantics.runtime.confinement import SOCKET_FD
+
+    flt = build_seccomp_filter()
+    mine, theirs = socket.socketpair()
+    _, other = socket.socketpair()  # any other socket: sending on it is refused
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        outcome = {}
+        try:
+            os.dup2(theirs.fileno(), SOCKET_FD)
+            sock = socket.socket(fileno=SOCKET_FD)
+            flt.load()
+            probes = {
+                "os.write": lambda: os.write(SOCKET_FD, b"x"), "os.read": lambda: os.read(SOCKET_FD, 1),
+                "os.writev": lambda: os.writev(SOCKET_FD, [b"x"]), "os.dup": lambda: os.dup(SOCKET_FD),
+                "os.dup2": lambda: os.dup2(SOCKET_FD, 200), "fcntl": lambda: os.set_blocking(SOCKET_FD, False),
+                "send on another socket": lambda: other.send(b"x"),
+            }  # fmt: skip
+            for name, probe in probes.items():
+                try:
+                    probe()
+                    outcome[name] = "allowed"
+                except OSError as exc:
+                    outcome[name] = errno.errorcode.get(exc.errno or 0, str(exc))
+            sock.sendall(b"ping")
+            outcome["recv"] = sock.recv(4).decode()
+            os.write(write_end, json.dumps(outcome).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    assert mine.recv(4) == b"ping"
+    mine.sendall(b"pong")
+    data = b""
+    while chunk := os.read(read_end, 65536):
+        data += chunk
+    os.waitpid(pid, 0)
+    outcome = json.loads(data)
+    assert outcome.pop("recv") == "pong"
+    assert set(outcome.values()) == {"EPERM"}, outcome

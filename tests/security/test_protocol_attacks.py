@@ -1,23 +1,28 @@
-"""Agent code speaking the protocol itself, in the real sandboxed worker (issue 19).
+"""The protocol attacks of issue 19, against the parent, by a worker that holds the raw socket.
 
-Agent code runs in the worker, so it can reach the worker's end of the socket (here by
-writing raw frames to the descriptor, which works whatever the proxies expose) and send the
-parent anything. Each attack below broke the runtime before the parent became strict:
-a deeply nested message raised RecursionError out of `run()`; `done` messages prepared for
-the next blocks were returned as those blocks' output; a burst of unread tool requests
-left replies queued and killed the next block. Now each is a protocol violation of the
-attacking block, the worker is replaced, and the next block runs correctly.
+They were first written as agent code that found the socket's descriptor (the one that took
+a write) and the worker's current `run` message (walking up from a traceback). Agent code
+can no longer do either (issue 36; every route tried is in test_socket_reach.py):
+`test_their_first_step_is_refused_in_the_real_worker` runs that first step as it was.
+
+The parent must hold against such a worker anyway, so the same bytes are sent here by a
+compromised worker (the fuzz's fake worker, holding its end of a socketpair): a deeply
+nested message (once a RecursionError raised out of `run()`), `done` messages prepared for
+the following blocks (once returned as those blocks' output), and a burst of unread tool
+requests (once served, then the next block crashed). Each is a protocol violation of the
+attacking block; the worker is replaced and the next block runs correctly.
 """
 
 from __future__ import annotations
 
 import pytest
+from conftest import LIMITS
+from test_protocol_fuzz import DONE, TOOL, FakeRuntime, _check, _next_block_is_clean, _run_script
 
-# Helpers the attacks share, in agent code: the socket's descriptor (the only one past
-# stdin/stdout/stderr that accepts a write), a raw frame writer, and the worker's current
-# `run` message, found by walking up from a traceback to the worker's main loop.
+# The attacks' first step as agent code wrote it: the socket's descriptor (the one past
+# stdin/stdout/stderr that takes a write) and the current `run` message, from the frames.
 PRELUDE = """
-import json, random
+import random
 _os = random._os
 def _find_fd():
     for fd in range(3, 256):
@@ -27,10 +32,6 @@ def _find_fd():
         except OSError:
             pass
 FD = _find_fd()
-def send_raw(body):
-    _os.write(FD, len(body).to_bytes(4, 'big') + body)
-def send(message):
-    send_raw(json.dumps(message).encode())
 def current_run():
     try:
         1 / 0
@@ -41,82 +42,46 @@ def current_run():
         if isinstance(message, dict) and message.get('op') == 'run':
             return message
         frame = frame.f_back
-RUN = current_run()
-TURN = {'nonce': RUN['nonce']} if 'nonce' in RUN else {'seq': RUN.get('seq')}
+try:
+    RUN = current_run()
+except PermissionError as exc:
+    RUN = f'refused: {exc}'
+FD, RUN
 """
 
-DEEP_MESSAGE = PRELUDE + "send_raw(b'[' * 100000 + b']' * 100000)\nwhile True:\n    pass\n"
-
-DONE_FOR_LATER_BLOCKS = PRELUDE + """
-report = {'stdout': '', 'output_truncated': False, 'value_repr': None, 'error': None, 'global_names': []}
-send({'op': 'done', **TURN, **report})  # this block's own turn: ends it at once
-for ahead in range(1, 4):  # and the turns of the blocks that follow
-    turn = dict(TURN)
-    if 'seq' in turn:
-        turn['seq'] += ahead
-    send({'op': 'done', **turn, **report, 'stdout': 'FORGED OUTPUT\\n'})
-while True:
-    pass
-"""
-
-UNREAD_TOOL_BURST = PRELUDE + """
-for _ in range(5):
-    send({'op': 'tool', **TURN, 'name': 'ping', 'args': [], 'kwargs': {}})
-print('burst sent')
-"""
+ATTACKS = {
+    "a deeply nested message": ([("read",), ("raw", b"[" * 100_000 + b"]" * 100_000), ("stall", 0.2)], "nested deeper", 0),
+    "done messages prepared for later blocks": (
+        [("read",), ("msg", DONE, "current")] + [("msg", {**DONE, "stdout": "FORGED OUTPUT\n"}, "random")] * 3,
+        "after its 'done'",
+        0,
+    ),
+    "a burst of unread tool requests": ([("read",), ("flood", 5, TOOL)], "out of turn", 1),
+}
 
 
-def _assert_violation_then_recovery(runtime, vault, result, *, calls_at_most):
-    assert result.error is not None and result.error.kind == "limit", result
-    assert result.error.type == "ProtocolError" and "protocol violation" in result.error.message
-    assert result.state_lost and result.worker_restarted
-    assert vault.calls <= calls_at_most
-    follow_up = runtime.run("print('real output')\nx = 41\nx + 1")
-    assert follow_up.error is None and follow_up.stdout == "real output\n" and follow_up.value_repr == "42"
-    assert not follow_up.state_lost
-
-
-def test_a_deeply_nested_message_is_a_violation_not_a_crash_of_the_parent(runtime, vault):
-    result = runtime.run(DEEP_MESSAGE)  # before: RecursionError raised out of run()
-    assert "nested deeper" in result.error.message
-    _assert_violation_then_recovery(runtime, vault, result, calls_at_most=0)
-
-
-def test_done_messages_prepared_for_later_blocks_never_become_their_output(runtime, vault):
-    results = [runtime.run(DONE_FOR_LATER_BLOCKS)]
-    results += [runtime.run(f"print('block {i}')") for i in range(3)]
-    assert all("FORGED" not in r.stdout for r in results)  # before: the next block returned 'FORGED OUTPUT'
-    # The attacking block may end on its own forged `done` (its output is its own to choose);
-    # the prepared ones then arrive after it, as a violation no later than the next block.
-    violations = [i for i, r in enumerate(results) if r.error is not None]
-    assert violations and violations[0] <= 1 and len(violations) == 1, results
-    bad = results[violations[0]]
-    assert bad.error.kind == "limit" and "protocol violation" in bad.error.message and bad.state_lost
-    for i, r in enumerate(results[1:]):
-        if i + 1 != violations[0]:
-            assert r.error is None and r.stdout == f"block {i}\n"
-
-
-def test_a_burst_of_unread_tool_requests_ends_that_block_not_the_next(runtime, vault):
-    result = runtime.run(UNREAD_TOOL_BURST)  # before: served all five, then the next block crashed
-    assert "out of turn" in result.error.message
-    _assert_violation_then_recovery(runtime, vault, result, calls_at_most=1)
-
-
-@pytest.mark.parametrize("persistent", [False])
-def test_the_stateless_runtime_holds_too(vault, persistent):
-    from conftest import LIMITS
-
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "stateless"])
+def test_their_first_step_is_refused_in_the_real_worker(persistent, vault):
     from runtime_semantics.runtime import Runtime
 
     with Runtime(persistent=persistent, tools={"ping": vault.ping}, limits=LIMITS) as rt:
-        for attack in (DEEP_MESSAGE, DONE_FOR_LATER_BLOCKS, UNREAD_TOOL_BURST):
-            result = rt.run(attack)
-            assert "FORGED" not in result.stdout
-            if attack is DONE_FOR_LATER_BLOCKS and result.error is None:
-                assert result.stdout == ""  # it ended on its own forged done; its worker is discarded anyway
-            else:
-                assert result.error.kind == "limit" and "protocol violation" in result.error.message
-                assert not result.state_lost and result.worker_restarted
-            follow_up = rt.run("print('fresh')")
-            assert follow_up.error is None and follow_up.stdout == "fresh\n"
+        result = rt.run(PRELUDE)
+        assert result.error is None, result.error
+        assert result.value_repr == "(None, 'refused: reading tb_frame is not allowed in the sandbox')"
+        assert rt.run("ping()").value_repr == "1" and not result.worker_restarted
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "stateless"])
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_a_compromised_worker_ends_only_its_own_block(persistent, name):
+    script, words, calls = ATTACKS[name]
+    with FakeRuntime(persistent=persistent, tools={"ping": lambda: "pong"}, limits=LIMITS) as rt:
+        worker, result = _run_script(rt, script)
+        assert result.error is not None and result.error.kind == "limit" and result.error.type == "ProtocolError"
+        assert words in result.error.message and "protocol violation" in result.error.message
+        assert "FORGED" not in result.stdout and len(result.tool_calls) <= calls
+        assert result.worker_restarted and result.state_lost == persistent
+        if persistent:
+            _check(rt, worker, result)
+        for _ in range(3):  # the blocks that follow: their own output, never one prepared for them
+            _next_block_is_clean(rt)

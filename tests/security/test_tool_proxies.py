@@ -46,10 +46,14 @@ def test_the_proxy_closure_is_the_name_and_an_opaque_send(runtime):
     assert sorted(eval(result.value_repr)) == ["builtin_function_or_method", "str"]  # noqa: S307
 
 
-def test_driving_the_channel_by_hand_only_breaks_the_agents_own_worker(runtime, vault):
+def test_driving_the_channel_by_hand_gets_plain_answers_and_nothing_else(runtime, vault):
+    """The channel's `send` forwards well-formed tool requests and refuses the rest, answering
+    plain tuples (never an exception object); the worker and its protocol stay intact."""
     result = runtime.run("s = [c.cell_contents for c in ping.__closure__ if not isinstance(c.cell_contents, str)][0]\n"
-                         "repr(s(('tool', 'ping', (), {}))), repr(s(('nonsense',))), repr(s(('run', 'forged-nonce')))")
-    # its own `done` now carries a nonce the parent never sent: the block ends as a violation
-    assert result.error is not None and result.error.kind == "limit" and "protocol violation" in result.error.message
-    assert result.state_lost and vault.calls == 1
-    assert runtime.run("ping()").value_repr == "2"  # a fresh worker, a working channel
+                         "[s(('tool', 'ping', [], {})), s(('nonsense',)), s(('run', 'forged-nonce')), s(('done', {})), s(None)]")
+    assert result.error is None, result.error
+    answers = eval(result.value_repr)  # noqa: S307 - a repr of tuples of str and int, from our own test code
+    assert answers[0] == ("ok", 1)
+    assert all(answer == ("error", "TypeError", "malformed tool request") for answer in answers[1:])
+    assert not result.state_lost and vault.calls == 1
+    assert runtime.run("ping()").value_repr == "2"  # the same worker, its channel in step with the parent

@@ -6,9 +6,14 @@ Layers, strongest first:
    shared memory between workers, no new executable memory),
    resource limits (address space, file size 0), a dropped user (nobody) when started as
    root, a parent-death signal, and no inherited descriptors except the pipe;
+   The socket to the parent sits at SOCKET_FD, and the filter lets it be used only by
+   send/recv (what the worker's socket object calls): read, write, dup and fcntl on it are
+   refused, so the bare descriptor number is worth nothing to agent code;
 2. interpreter: an audit hook refusing file, process, socket, ctypes and marshal/pickle
-   events, and builtins whose `__import__` admits only ALLOWED_MODULES (all pre-imported,
-   so importing never needs the file system) and that lack `open`, `input`, `breakpoint`.
+   events, crafted code objects, and every way of obtaining a frame object (so no frame
+   below agent code, where the worker keeps its socket, is reachable), and builtins whose
+   `__import__` admits only ALLOWED_MODULES (all pre-imported, so importing never needs
+   the file system) and that lack `open`, `input`, `breakpoint`.
 The process holds no task secrets in the first place: tools run in the parent.
 """
 
@@ -22,6 +27,7 @@ import os
 import resource
 import signal
 import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -42,16 +48,24 @@ _DENIED_EVENT_PREFIXES = (
     "open", "os.", "subprocess.", "socket.", "ctypes.", "mmap.", "shutil.", "tempfile.", "pty.", "signal.",
     "resource.", "fcntl.", "glob.", "pathlib.", "marshal.", "pickle.", "urllib.", "http.", "ftplib.", "smtplib.",
     "webbrowser.", "sys._current_frames", "gc.get_", "sys.settrace", "sys.setprofile", "cpython.run_",
+    "code.__new__",  # crafted bytecode reads arbitrary memory (compile() of source stays allowed)
+    "sys.addaudithook",  # a hook of agent code would see the frames this one lets the worker read
 )  # fmt: skip
-# a generator's frame and code: the worker's tool channel is a generator (worker.py), so that
-# the tool proxies reach the parent's socket only through its opaque `send`
-_DENIED_ATTRIBUTES = frozenset({"gi_frame", "gi_code"})
+# Every attribute that hands out a frame object (with sys._getframe, sys._current_frames,
+# tracing and gc, refused too, these are all the ways Python code gets one). Without a frame,
+# f_back, f_locals and f_globals are out of reach, and with them the worker's own frames
+# below agent code: its socket lives only in a generator frame there (worker.py).
+_FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
+# the worker's traceback formatting asks the hook, by this event, for (file, function, line)
+# of each entry: plain data, so any caller may have it, and no frame leaves the hook
+TRACEBACK_EVENT = "runtime_semantics.traceback_entries"
+SOCKET_FD = 100  # where the worker keeps its socket to the parent (the filter knows this number)
 NOBODY = 65534
 _PROT_EXEC = 0x4
 
 # Syscalls refused with EPERM once the filter is loaded (x86_64 and aarch64 names; unknown ones are skipped).
 _DENIED_SYSCALLS = (
-    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "sendto", "sendmsg", "sendmmsg",
+    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "sendmsg", "sendmmsg",
     "execve", "execveat", "fork", "vfork", "clone", "clone3",
     "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_open", "pidfd_getfd", "pidfd_send_signal",
     "open", "openat", "openat2", "creat", "open_by_handle_at", "name_to_handle_at",
@@ -125,21 +139,68 @@ def build_seccomp_filter() -> seccomp.SyscallFilter:
     flt.add_rule(deny, "prlimit64", seccomp.Arg(2, seccomp.NE, 0))  # limits may be read, not changed
     for name in ("mmap", "mprotect", "pkey_mprotect"):  # no new executable memory (injected machine code)
         flt.add_rule(deny, name, seccomp.Arg(2, seccomp.MASKED_EQ, _PROT_EXEC, _PROT_EXEC))
+    _confine_socket(flt, deny)
     return flt
 
 
+# Syscalls that could use or copy the worker's socket other than the worker's own send/recv,
+# with the argument positions that may name it.
+_SOCKET_FD_SYSCALLS = {
+    "read": (0,), "write": (0,), "readv": (0,), "writev": (0,), "pread64": (0,), "pwrite64": (0,),
+    "preadv": (0,), "pwritev": (0,), "preadv2": (0,), "pwritev2": (0,), "recvmsg": (0,), "recvmmsg": (0,),
+    "dup": (0,), "dup2": (0,), "dup3": (0,), "fcntl": (0,), "sendfile": (0, 1), "splice": (0, 2),
+    "copy_file_range": (0, 2), "tee": (0, 1),
+}  # fmt: skip
+
+
+def _confine_socket(flt: seccomp.SyscallFilter, deny: Any) -> None:
+    """Only send and recv reach SOCKET_FD (sendto on any other descriptor stays refused): the
+    worker holds the one socket object for it; agent code with the bare number gets EPERM."""
+    flt.add_rule(deny, "sendto", seccomp.Arg(0, seccomp.NE, SOCKET_FD))
+    for name, positions in _SOCKET_FD_SYSCALLS.items():
+        for position in positions:
+            try:
+                flt.add_rule(deny, name, seccomp.Arg(position, seccomp.EQ, SOCKET_FD))
+            except (OSError, ValueError, RuntimeError):
+                continue  # not a syscall on this architecture
+
+
 def install_audit_hook() -> None:
-    """Refuse dangerous interpreter events from here on (an audit hook cannot be removed)."""
+    """Refuse dangerous interpreter events from here on (an audit hook cannot be removed).
+
+    Its state (whether it is reading a traceback itself) lives in this closure, which nothing
+    outside the interpreter's hook list references: agent code cannot set it."""
+    reading = [False]
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
-        if event.startswith(_DENIED_EVENT_PREFIXES):
+        if event == "object.__getattr__" and len(args) > 1 and args[1] in _FRAME_ATTRIBUTES:
+            if not (reading[0] and args[1] == "tb_frame"):
+                raise PermissionError(f"reading {args[1]} is not allowed in the sandbox")
+        elif event == "sys._getframe":  # ValueError, as for a stack too shallow: stdlib callers expect it
+            raise ValueError("frames are not available in the sandbox")
+        elif event == TRACEBACK_EVENT and len(args) == 2:
+            reading[0] = True
+            try:
+                _traceback_entries(args[0], args[1])
+            finally:
+                reading[0] = False
+        elif event.startswith(_DENIED_EVENT_PREFIXES):
             raise PermissionError(f"{event} is not allowed in the sandbox")
-        if event == "object.__getattr__" and len(args) > 1 and args[1] in _DENIED_ATTRIBUTES:
-            raise PermissionError(f"reading {args[1]} is not allowed in the sandbox")
-        if event == "import" and args and isinstance(args[0], str) and args[0].split(".")[0] not in ALLOWED_MODULES:
+        elif event == "import" and args and isinstance(args[0], str) and args[0].split(".")[0] not in ALLOWED_MODULES:
             raise ImportError(f"import of {args[0]!r} is not allowed here")
 
     sys.addaudithook(hook)
+
+
+def _traceback_entries(tb: Any, out: Any) -> None:
+    """Append (file, function, line) per traceback entry to `out`. Exact types only, so no
+    code of the caller's runs while the hook lets tb_frame through; only plain data leaves."""
+    if type(out) is not list:
+        return
+    while type(tb) is types.TracebackType:
+        code = tb.tb_frame.f_code
+        out.append((str.__str__(code.co_filename), str.__str__(code.co_name), tb.tb_lineno))
+        tb = tb.tb_next
 
 
 def forget_native_helpers() -> None:

@@ -7,9 +7,9 @@ with bounded size, nesting and container count, reads and writes never block pas
 block's deadline, and a message that is not a JSON object with a string 'op' is a
 ProtocolError. The parent never unpickles or evaluates anything the worker sends.
 
-Wire format (both directions): the framing of multiprocessing.connection.Connection, a
-4-byte big-endian signed length, then that many bytes of UTF-8 JSON. The worker, which
-trusts its parent, uses a plain Connection; the parent uses `Channel`.
+Wire format (both directions): a 4-byte big-endian signed length, then that many bytes of
+UTF-8 JSON. The worker, which trusts its parent, uses a blocking socket and the C JSON
+codec (worker.py); the parent uses `Channel`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ import select
 import socket
 import struct
 import time
-from multiprocessing.connection import Connection
+from json.encoder import c_make_encoder, encode_basestring_ascii
+from json.scanner import c_make_scanner
 from typing import Any
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # one message, either direction
 MAX_DEPTH = 32  # nesting of arrays and objects in one message
 MAX_CONTAINERS = 100_000  # arrays and objects in one message (bounds the parsed size: ~100 bytes each at most)
 CONTROL_FD_ENV = "RUNTIME_SEMANTICS_ZYGOTE_FD"  # which inherited descriptor is the fork server's control socket
-_HEADER = struct.Struct("!i")
+HEADER = struct.Struct("!i")  # a frame's length
 _READ_CHUNK = 65536
 OUTPUT_HEADER = struct.Struct("<II")  # the worker's shared output page: bytes kept, characters dropped, then UTF-8 text
 
@@ -100,21 +101,21 @@ def decode(raw: bytes) -> dict[str, Any]:
 
 def frame(body: bytes) -> bytes:
     """A message body with its length header, ready to write."""
-    return _HEADER.pack(len(body)) + body
+    return HEADER.pack(len(body)) + body
 
 
 # -- the worker's side (it trusts its parent) -------------------------------------------------
-def send(conn: Connection, message: dict[str, Any]) -> None:
-    conn.send_bytes(encode(message))
+def json_encoder() -> Any:
+    """The C JSON encoder, bound once: called as `encoder(value, 0)`, it returns the text in
+    chunks. The worker binds it before any agent code exists, so patching `json` cannot
+    reach it; it only ever sees exact JSON types (`divmod` stands in for a `default` that
+    is never called: any other type fails)."""
+    return c_make_encoder(None, divmod, encode_basestring_ascii, None, ":", ",", False, False, False)
 
 
-def receive(conn: Connection) -> dict[str, Any]:
-    """One message; raises EOFError when the other side is gone, ProtocolError when it is garbage."""
-    try:
-        raw = conn.recv_bytes(MAX_MESSAGE_BYTES)
-    except OSError as exc:  # raised for an over-long message
-        raise ProtocolError(f"message over {MAX_MESSAGE_BYTES} bytes or unreadable: {exc}") from None
-    return decode(raw)
+def json_scanner() -> Any:
+    """The C JSON scanner, bound once (see json_encoder): `scanner(text, 0)` -> (value, end)."""
+    return c_make_scanner(json.JSONDecoder())
 
 
 # -- the parent's side (it trusts nothing) ----------------------------------------------------
@@ -142,20 +143,20 @@ class Channel:
 
     def _frame_length(self) -> int | None:
         """Length of the buffered frame's body, once its header is in; refuses a bad header."""
-        if len(self._buffer) < _HEADER.size:
+        if len(self._buffer) < HEADER.size:
             return None
-        (length,) = _HEADER.unpack_from(self._buffer)
+        (length,) = HEADER.unpack_from(self._buffer)
         if length < 0 or length > MAX_MESSAGE_BYTES:
             raise ProtocolError(f"a message announced as {length:,} bytes (the limit is {MAX_MESSAGE_BYTES:,})")
         return length
 
     def _complete(self) -> bool:
         length = self._frame_length()
-        return length is not None and len(self._buffer) >= _HEADER.size + length
+        return length is not None and len(self._buffer) >= HEADER.size + length
 
     def _fill(self) -> None:
         length = self._frame_length()
-        want = _READ_CHUNK if length is None else min(max(_HEADER.size + length - len(self._buffer), _READ_CHUNK), 1 << 20)
+        want = _READ_CHUNK if length is None else min(max(HEADER.size + length - len(self._buffer), _READ_CHUNK), 1 << 20)
         try:
             data = self.sock.recv(want)
         except (BlockingIOError, InterruptedError):
@@ -178,12 +179,12 @@ class Channel:
     def take(self) -> dict[str, Any]:
         """The next complete message; EOFError at the end of the stream, ProtocolError for garbage."""
         length = self._frame_length()
-        if length is None or len(self._buffer) < _HEADER.size + length:
+        if length is None or len(self._buffer) < HEADER.size + length:
             if self._eof:
                 raise EOFError("the worker closed its end")
             raise ProtocolError("no complete message")  # callers poll first; never reached in order
-        body = bytes(self._buffer[_HEADER.size : _HEADER.size + length])
-        del self._buffer[: _HEADER.size + length]
+        body = bytes(self._buffer[HEADER.size : HEADER.size + length])
+        del self._buffer[: HEADER.size + length]
         return decode(body)
 
     def data_pending(self) -> bool:

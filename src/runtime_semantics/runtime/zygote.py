@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-from multiprocessing.connection import Connection
 
 from . import worker  # noqa: F401 - imported before any fork, so workers start warm
 from .confinement import prepare
@@ -39,8 +38,7 @@ def _spawn(control: socket.socket, request: dict) -> None:
             control.close()
             parent_end.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            conn = Connection(child_end.detach())
-            worker.worker_main(conn, request["tool_names"], request["memory_mb"], request["output_cap"], request["repr_cap"], page)
+            worker.worker_main(child_end.detach(), request["tool_names"], request["memory_mb"], request["output_cap"], request["repr_cap"], page)
         finally:
             os._exit(1)
     child_end.close()
