@@ -472,3 +472,137 @@ def test_run_never_raises_even_when_the_parent_side_fails(fake_runtime, monkeypa
     assert fake_runtime._worker is not worker and worker.killed
     monkeypatch.undo()
     _next_block_is_clean(fake_runtime)
+
+
+# -- a worker whose code holds the raw socket (issue 36) -----------------------------------
+# Agent code in the real worker can no longer reach the socket (test_socket_reach.py); if it
+# ever did, it would be this: a program on the worker's end that sends what it likes, when it
+# likes, across blocks. Unlike the exact model above, the checks here are the guarantees the
+# parent gives whatever happens: run() returns by the block's deadline and never raises, no
+# block serves more tool calls than the limit, and no block's output is a forged `done`
+# (one with a nonce that is stale, made up, missing, or already used, or sent out of turn):
+# every such `done` says FORGED, and the parent must never return it.
+RAW_CASES = int(os.environ.get("PROTOCOL_RAW_FUZZ_CASES", "60"))
+RAW_LIMITS = LIMITS.model_copy(update={"wall_timeout_s": 0.3})
+
+
+class RawSocketWorker(FakeWorker):
+    """Plays one script across blocks: reads whenever it chooses (possibly nothing there, or
+    out of turn), and goes on sending after its `done`; then closes its end."""
+
+    def play_raw(self, script: list[tuple[Any, ...]]) -> None:
+        self.failure = None
+        self.peer.settimeout(0.05)
+        self.thread = threading.Thread(target=self._play_raw, args=(script,), daemon=True)
+        self.thread.start()
+
+    def _read_if_any(self) -> None:
+        try:
+            header = self.peer.recv(4, socket.MSG_PEEK)
+        except (TimeoutError, BlockingIOError, OSError):
+            return  # nothing to read now: a read out of turn gets nothing
+        if len(header) < 4:
+            return
+        self.peer.settimeout(2.0)
+        try:
+            self.known.append(self._read()["nonce"])
+        finally:
+            self.peer.settimeout(0.05)
+
+    def _call_in_turn(self) -> None:
+        try:
+            self.peer.sendall(frame(json.dumps({**TOOL, "nonce": self.known[-1] if self.known else None}).encode()))
+        except OSError:
+            return
+        time.sleep(0.002)
+        self._read_if_any()
+
+    def _play_raw(self, script: list[tuple[Any, ...]]) -> None:
+        used: set[Any] = set()  # nonces a `done` has already carried
+        try:
+            for action in script:
+                if action[0] == "read":
+                    self._read_if_any()
+                elif action[0] == "calls":  # in-turn tool calls, each reply read: up to and past the limit
+                    for _ in range(action[1]):
+                        self._call_in_turn()
+                elif action[0] == "stall":
+                    time.sleep(action[1])
+                else:
+                    data = _raw_frame(self, action, used)
+                    try:
+                        self.peer.sendall(data)
+                    except OSError:
+                        pass  # the parent stopped this worker; the script goes on regardless
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.failure = exc
+        finally:
+            self.peer.close()
+
+
+def _raw_frame(fake: RawSocketWorker, action: tuple[Any, ...], used: set[Any]) -> bytes:
+    """The bytes of one action; a `done` says OWN only with the current nonce, used once."""
+    kind = action[0]
+    current = fake.known[-1] if fake.known else None
+    if kind == "tool":
+        return frame(json.dumps({**TOOL, "nonce": current if action[1] == "current" else secrets.token_hex(16)}).encode())
+    if kind == "done":
+        nonce = {"current": current, "stale": fake.known[0] if fake.known else "x", "random": secrets.token_hex(16), "missing": None}[action[1]]
+        own = nonce == current and nonce is not None and nonce not in used  # a "stale" one may be current still
+        used.add(nonce)
+        return frame(json.dumps({**DONE, "nonce": nonce, "stdout": "OWN\n" if own else "FORGED\n"}).encode())
+    if kind == "header":
+        return HEADER.pack(action[1]) + action[2]
+    if kind == "partial":
+        return HEADER.pack(len(action[1]) + action[2]) + action[1]
+    return frame(action[1])  # random bytes as a frame
+
+
+raw_actions = st.one_of(
+    st.just(("read",)), st.just(("read",)), st.tuples(st.just("calls"), st.integers(1, 6)),
+    st.tuples(st.just("tool"), st.sampled_from(["current", "current", "random"])),
+    st.tuples(st.just("done"), st.sampled_from(["current", "current", "stale", "random", "missing"])),
+    st.tuples(st.just("header"), st.sampled_from([-1, -(2**31), protocol.MAX_MESSAGE_BYTES + 1, 2**31 - 1]), st.binary(max_size=4)),
+    st.tuples(st.just("partial"), st.binary(max_size=8), st.integers(1, 32)),
+    st.tuples(st.just("frame"), st.binary(max_size=24)),
+    st.tuples(st.just("stall"), st.sampled_from([0.01, 0.01, 0.4])),
+)  # fmt: skip
+
+
+class RawRuntime(Runtime):
+    def _new_worker(self) -> RawSocketWorker:  # type: ignore[override]
+        return RawSocketWorker()
+
+
+def _guarded_block(rt: RawRuntime, served: list[int]) -> Any:
+    """One block: run() in time, never raising, within the tool-call limit, never forged."""
+    served.clear()
+    started = time.monotonic()
+    result = rt.run("block")
+    took = time.monotonic() - started
+    assert took < RAW_LIMITS.wall_timeout_s + 1.0, f"run() took {took:.2f} s"  # margin for a loaded machine
+    assert len(served) <= RAW_LIMITS.max_tool_calls_per_block
+    assert "FORGED" not in result.stdout, result
+    if result.error is not None and result.error.kind != "agent":
+        assert result.error.type in ("ProtocolError", "TimeoutError", "WorkerCrashed"), result.error
+        assert result.worker_restarted and result.stdout == ""  # nothing the worker claimed
+    return result
+
+
+@settings(max_examples=RAW_CASES, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.generate, Phase.shrink])  # fmt: skip
+@given(script=st.lists(raw_actions, max_size=10))
+def test_a_worker_holding_the_raw_socket_cannot_exceed_its_block(script):
+    served: list[int] = []
+    with RawRuntime(persistent=True, tools={"ping": lambda: served.append(1) or "pong"}, limits=RAW_LIMITS) as rt:
+        first = rt._worker
+        first.play_raw(script)
+        for _ in range(2):  # the block the script starts in, and the next (trailing bytes land there)
+            _guarded_block(rt, served)
+        first.thread.join(5)
+        assert not first.thread.is_alive(), "the raw worker hung"
+        if first.failure is not None:
+            raise first.failure
+        if rt._worker is first:  # still in use after both blocks: it has closed its end since
+            assert _guarded_block(rt, served).error.type in ("WorkerCrashed", "ProtocolError")
+        _next_block_is_clean(rt)  # a fresh worker, a clean block
