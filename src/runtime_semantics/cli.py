@@ -389,28 +389,34 @@ def precondition(
     artifacts: ArtifactsOption = Path("artifacts"),
     reference: Annotated[Path, typer.Option("--reference", help="The claims' reference file; its preconditions.first_block_rate is the threshold.")]
     = Path("paper/reference.yaml"),
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only this student (trained-persistent or trained-stateless; "
+                                                    "repeatable); the check holds only when both students were checked.")] = None,
 ) -> None:
     """First turns of both fine-tuned students in both runtimes on the dev task sets, into <artifacts>/<profile>/precondition/.
 
     Prints each cell's share of first turns whose block ran (parsed and executed) and whether
     every cell meets the reference's threshold: the precondition of any cross-runtime
     comparison. Never touches an evaluation task; re-run after a kill to resume."""
-    from .evaluate.precondition import fine_tuned_cells, precondition_inputs, run_precondition
+    from .evaluate.precondition import FINE_TUNED, fine_tuned_cells, precondition_inputs, run_precondition
     from .evaluate.stage import EvaluationInputs, policy_factory
     from .report.reference import load_reference
 
     with _user_errors():
         threshold = load_reference(reference).preconditions.first_block_rate
+        models = tuple(m for m in FINE_TUNED if not model or m in model)
+        unknown = sorted(set(model or ()) - set(FINE_TUNED))
+        if unknown:
+            raise UserError(f"--model {unknown[0]!r}: expected one of {', '.join(FINE_TUNED)}")
         sections = load_settings(profile, params).sections
         evaluation = EvaluationInputs(
             profile_dir=artifacts / profile, params=sections.evaluate, agent=sections.agent, limits=sections.runtime, base=sections.base,
             tokenizer=sections.student.tokenizer,
         )
         inputs = precondition_inputs(evaluation, sections.precondition)
-        for c in fine_tuned_cells():  # a missing model or task file fails here, before any model loads
+        for c in fine_tuned_cells(models):  # a missing model or task file fails here, before any model loads
             inputs.tasks(c), inputs.adapter(c.model)
         with _stage_log(artifacts, profile, "precondition"), policy_factory(inputs) as make_policy:
-            summary = run_precondition(inputs, make_policy, threshold=threshold)
+            summary = run_precondition(inputs, make_policy, threshold=threshold, models=models)
     table = Table("cell (dev sets, first turn)", "episodes", "first block ran", f">= {threshold:.0%}")
     for cell_id, c in summary["cells"].items():
         table.add_row(cell_id, str(c["episodes"]), f"{c['first_block_rate']:.1%}", "yes" if c["holds"] else "NO")
@@ -437,7 +443,8 @@ def analyze(
         evaluation_dir = artifacts / profile / "evaluation"
         out_dir = _analysis_dir(artifacts, profile)
         record = run_analysis_stage(
-            profile=profile, evaluation_dir=evaluation_dir, train_dir=artifacts / profile / "train", out_dir=out_dir, params=settings
+            profile=profile, evaluation_dir=evaluation_dir, train_dir=artifacts / profile / "train", out_dir=out_dir, params=settings,
+            precondition_file=artifacts / profile / "precondition" / "summary.json",
         )
         with parent_or_own_run(root=Path.cwd(), profile=profile, stage="analyze", parent_run_id_file=evaluation_dir / PARENT_RUN_ID_FILE,
                                params=settings.model_dump()) as mlflow:

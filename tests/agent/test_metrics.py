@@ -77,3 +77,52 @@ def test_evaluate_and_traces_summaries_share_one_plain_summary_and_its_names():
     assert {k: traces[k] for k in shared} == {k: plain[k] for k in shared}
     assert traces["missing_variable_errors"] == 1 and traces["kept"] == 1  # counts, the traces' own
 
+
+
+def _first(steps, **outcome):
+    t = trace(steps)
+    if outcome:
+        t = t.model_copy(update=outcome)
+    return episode_metrics(t)
+
+
+def test_first_failure_is_the_kind_of_the_first_failing_turn():
+    from runtime_semantics.runtime.results import ToolCallInfo
+
+    refused = Step(turn=1, assistant_text="t", code="take_item('x')", format_error=None, observation="o", prompt_tokens=1,
+                   completion_tokens=1, error=ErrorInfo(type="ValueError", message="class not allowed"),
+                   tool_calls=[ToolCallInfo(name="take_item", args=["x"], error=ErrorInfo(type="ValueError", message="class not allowed"))])
+    cases = {
+        "no_code_block": [step(1, None, format_error="no code block"), step(2, "x = 1", error=name_error("y"))],
+        "syntax_error": [step(1, "def (", error=ErrorInfo(type="SyntaxError", message="invalid syntax"))],
+        "missing_variable": [step(1, "CAPACITY = 5"), step(2, "print(CAPACITY)", error=name_error("CAPACITY"))],
+        "other_name_error": [step(1, "print(nope)", error=name_error("nope")), step(2, "q = 1"), step(3, "q", error=name_error("q"))],
+        "tool_refused": [refused],
+        "runtime_limit": [step(1, "while True: pass", error=ErrorInfo(type="TimeoutError", message="wall", kind="limit"))],
+        "infrastructure": [step(1, "x", error=ErrorInfo(type="WorkerCrash", message="died", kind="infrastructure"))],
+        "other_error": [step(1, "1/0", error=ErrorInfo(type="ZeroDivisionError", message="division by zero"))],
+    }
+    for kind, steps in cases.items():
+        assert _first(steps).first_failure == kind, kind
+
+
+def test_an_episode_with_no_failing_turn_is_classed_by_how_it_ended():
+    clean = [step(1, "a = 1"), step(2, "finish()")]
+    solved = Outcome(score=1.0, solved=True, value=1, weight=1, items_taken=1, inspected=1)
+    assert _first(clean).first_failure == "finished_below_optimal"
+    assert _first(clean, outcome=solved).first_failure == "solved"
+    assert _first(clean, stop_reason="max_turns").first_failure == "turn_limit"
+    assert _first(clean, stop_reason="context_limit").first_failure == "context_limit"
+    assert _first([], stop_reason="policy_error", infrastructure_error="endpoint down").first_failure == "infrastructure"
+
+
+def test_the_first_block_ran_when_the_first_turn_parsed_and_executed_errors_inside_allowed():
+    assert _first([step(1, "x = 1")]).first_block_ran
+    assert _first([step(1, "1/0", error=ErrorInfo(type="ZeroDivisionError", message="d"))]).first_block_ran
+    assert _first([step(1, "print(y)", error=name_error("y"))]).first_block_ran
+    assert not _first([step(1, None, format_error="no code block"), step(2, "x = 1")]).first_block_ran
+    assert not _first([step(1, "def (", error=ErrorInfo(type="SyntaxError", message="invalid syntax"))]).first_block_ran
+    assert not _first([step(1, "x", error=ErrorInfo(type="WorkerCrash", message="died", kind="infrastructure"))]).first_block_ran
+    assert not _first([]).first_block_ran
+    rates = summarize_metrics([_first([step(1, "x = 1")]), _first([step(1, None, format_error="no code block")])])
+    assert rates["first_block_rate"] == 0.5 and rates["first_failures"]["no_code_block"] == 1

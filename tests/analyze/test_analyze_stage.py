@@ -26,7 +26,7 @@ from runtime_semantics.errors import UserError
 
 FIGURES = [
     "score_by_condition", "score_vs_tokens", "tokens_by_condition", "missing_variable_rate_by_condition",
-    "error_types_by_condition", "steps_distribution", "training_loss_curves",
+    "error_types_by_condition", "first_failure_kinds", "steps_distribution", "training_loss_curves",
 ]
 
 
@@ -60,9 +60,15 @@ def test_every_cell_is_summarised_and_every_comparison_tested(analysis_dir):
         assert test.power is None or 0 <= test.power <= 1
     tokens = next(t for t in record.paired_tests if t.metric == "total_tokens" and t.comparison == "aligned" and t.difficulty == "hard")
     assert tokens.power is not None and tokens.power > 0.05  # a real difference has more than the false-positive rate
-    assert [(t.comparison, t.difficulty) for t in record.equivalence_tests] == [("aligned", "easy"), ("aligned", "hard")]
+    assert [(t.comparison, t.difficulty) for t in record.equivalence_tests] == [
+        (c, d) for c in ("aligned", "persistent_trained_runtime", "stateless_trained_runtime") for d in ("easy", "hard")]
     mismatch = next(c for c in record.cells if c.cell == "trained-persistent.stateless.hard")
     assert mismatch.missing_variable_rate.value == 1.0 and mismatch.score_pct.value == 0.0
+    # the scripted teachers' first blocks always run; the mismatched one's episodes fail first on a missing variable
+    assert all(c.first_block_rate.value == 1.0 for c in record.cells if c.model != "base")
+    assert mismatch.first_failures["missing_variable"] == 1.0
+    assert all(abs(sum(c.first_failures.values()) - 1.0) < 1e-9 for c in record.cells)
+    assert record.prompt_styles == ["paper"]
 
 
 def test_figures_are_written_as_png_and_pdf(analysis_dir):

@@ -23,20 +23,24 @@ from runtime_semantics.report.reference import Rule, load_reference
 PARAMS = AnalyzeParams(bootstrap_resamples=2000, seed=0, alpha=0.05, equivalence_margin_points=10, min_paired_episodes=20)
 REFERENCE = load_reference(REPO_ROOT / "paper" / "reference.yaml")
 TRAINED = ("trained-persistent.persistent", "trained-persistent.stateless", "trained-stateless.persistent", "trained-stateless.stateless")
+BASE = ("base.persistent", "base.stateless")
 
 
 def episodes(n: int, spec: dict[str, dict], seed: int = 0) -> pd.DataFrame:
     """n episodes per trained condition and difficulty; spec gives per condition the mean score,
-    tokens, reuse and the share of episodes with a missing-variable error (which also fail a turn)."""
+    tokens, reuse and the share of episodes with a missing-variable error (which also fail a turn), and
+    optionally the share whose first block ran (`first_block`, default 1). Base conditions are
+    included when the spec has them."""
     rng = np.random.default_rng(seed)
     base_score = rng.uniform(40, 90, n)  # the instance's difficulty, shared by every condition
     base_tokens = rng.uniform(8000, 12000, n)
     rows = []
     for difficulty in ("easy", "hard"):
-        for condition in TRAINED:
+        for condition in (c for c in BASE + TRAINED if c in spec):
             model, runtime = condition.split(".")
             c = spec[condition]
             missing = np.arange(n) < round(c["missing"] * n)
+            ran = np.arange(n) >= round((1 - c.get("first_block", 1.0)) * n)
             for i in range(n):
                 rows.append({
                     "cell": f"{condition}.{difficulty}", "condition": condition, "model": model, "runtime": runtime,
@@ -46,13 +50,15 @@ def episodes(n: int, spec: dict[str, dict], seed: int = 0) -> pd.DataFrame:
                     "duration_s": 1.0, "missing_variable": bool(missing[i]), "any_error": bool(missing[i]),
                     "failing_turns": int(missing[i]), "recovery_loops": int(missing[i]), "state_reuse": c["reuse"] + rng.uniform(0, 0.1),
                     "errors_by_type": {"NameError": 1} if missing[i] else {}, "infrastructure_failure": False,
+                    "first_block_ran": bool(ran[i]), "prompt_style": "blind",
+                    "first_failure": "no_code_block" if not ran[i] else "missing_variable" if missing[i] else "finished_below_optimal",
                 })
     return pd.DataFrame(rows)
 
 
 def _rows(frame: pd.DataFrame) -> list:
     record = AnalysisRecord(
-        profile="smoke", settings=PARAMS, evaluation_dir="e", results_sha256="0", episodes=len(frame), policies={},
+        profile="smoke", settings=PARAMS, evaluation_dir="e", results_sha256="0", episodes=len(frame), policies={}, prompt_styles=["blind"],
         cells=summarize_cells(frame, PARAMS), paired_tests=paired_tests(frame, PARAMS),
         equivalence_tests=equivalence_tests(frame, PARAMS), figures=[], tables=[], training_runtimes=[],
     )
@@ -108,7 +114,7 @@ def test_an_interval_across_the_threshold_is_inconclusive():
 def test_missing_cells_make_a_check_inconclusive_and_say_why():
     frame = episodes(40, PAPER_LIKE)
     rows = {(r.check, r.difficulty): r for r in check_claims(REFERENCE, AnalysisRecord(
-        profile="smoke", settings=PARAMS, evaluation_dir="e", results_sha256="0", episodes=0, policies={},
+        profile="smoke", settings=PARAMS, evaluation_dir="e", results_sha256="0", episodes=0, policies={}, prompt_styles=["blind"],
         cells=summarize_cells(frame[frame["condition"] != "trained-persistent.stateless"], PARAMS),
         paired_tests=[], equivalence_tests=[], figures=[], tables=[], training_runtimes=[],
     ))}
@@ -141,3 +147,45 @@ def test_two_models_that_both_score_zero_are_not_called_equivalent():
     assert rows[("1-quality", "hard")].verdict == rows[("1-quality", "easy")].verdict == "inconclusive"
     assert "floor" in rows[("1-quality", "hard")].reason
     assert verdicts(episodes(40, PAPER_LIKE))[("1-quality", "hard")] == "replicated"  # one scoring model is enough to judge
+
+
+def test_a_cell_whose_first_blocks_did_not_run_makes_every_check_reading_it_not_testable():
+    """The paper's effects in every number, but the persistent-trained model's first block ran in only
+    5% of its stateless episodes: nothing that compares that cell may be called replicated or not."""
+    broken = {**PAPER_LIKE, "trained-persistent.stateless": {**PAPER_LIKE["trained-persistent.stateless"], "first_block": 0.05}}
+    rows = {(r.check, r.difficulty): r for r in _rows(episodes(40, broken))}
+    reads_it = ["1-quality-persistent-trained", "2-mismatch", "4-efficiency", "4-stability"]
+    for check in reads_it:
+        for difficulty in ("easy", "hard"):
+            row = rows[(check, difficulty)]
+            assert row.verdict == "not testable", (check, difficulty, row.verdict)
+            assert "persistent-trained → stateless 5%" in row.reason and row.ours is not None
+    assert rows[("2-mismatch", "hard")].rests_on == "first block ran in ≥ 90% of episodes of persistent-trained → stateless"
+    judged = {check: rows[(check, "hard")].verdict for check in ("1-quality", "2-aligned", "3-tokens", "4-control-flow")}
+    assert judged == dict.fromkeys(judged, "replicated")  # checks that do not read the broken cell are still judged
+    just_enough = {**PAPER_LIKE, "trained-persistent.stateless": {**PAPER_LIKE["trained-persistent.stateless"], "first_block": 0.9}}
+    assert verdicts(episodes(40, just_enough))[("2-mismatch", "hard")] == "replicated"  # the threshold itself passes
+
+
+def test_ratio_and_difference_checks_carry_the_base_model_as_their_null_reference():
+    spec = {**PAPER_LIKE, "base.persistent": {"score": -60, "tokens": 2.7, "reuse": 0.2, "missing": 0.0},
+            "base.stateless": {"score": -60, "tokens": 3.8, "reuse": 0.0, "missing": 0.0}}
+    frame = episodes(40, spec)
+    rows = {(r.check, r.difficulty): r for r in _rows(frame)}
+    means = frame.groupby("cell")["total_tokens"].mean()
+    tax = rows[("3-tokens", "hard")]
+    assert tax.null_reference == pytest.approx(means["base.persistent.hard"] / means["trained-persistent.persistent.hard"])
+    assert tax.null_label == "base → persistent / persistent-trained → persistent" and tax.null_reference > 2.0
+    assert rows[("4-efficiency", "easy")].null_reference == pytest.approx(
+        means["base.stateless.easy"] / means["trained-persistent.persistent.easy"])
+    assert rows[("4-control-flow", "hard")].null_label == "base → persistent − persistent-trained → persistent"
+    assert rows[("1-quality", "hard")].null_reference is None and rows[("2-mismatch", "hard")].null_reference is None
+    without_base = {(r.check, r.difficulty): r for r in _rows(episodes(40, PAPER_LIKE))}
+    assert without_base[("3-tokens", "hard")].null_reference is None
+
+
+def test_claim_one_is_checked_on_the_mismatched_cells_too():
+    paper_like = verdicts(episodes(40, PAPER_LIKE))
+    assert paper_like[("1-quality-persistent-trained", "hard")] == paper_like[("1-quality-stateless-trained", "hard")] == "replicated"
+    null = verdicts(episodes(40, NULL))  # the stateless-trained model scores 30 points lower in its own runtime than in the other
+    assert null[("1-quality-stateless-trained", "hard")] == "not replicated"

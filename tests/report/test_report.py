@@ -35,14 +35,17 @@ def test_every_section_is_filled(report):
     assert re.search(r"\| Code \(git\) \| `[^`]+` \|", text) and re.search(r"\| Result files \(sha256\) \| `[0-9a-f]{64}` \|", text)
     assert "None" not in text and "||" not in text.replace("|---|", "")
     claims = [line for line in text.splitlines() if re.match(r"\| [1-4] \| [1-4]-", line)]
-    assert len(claims) == 14 and all("**inconclusive**" in line for line in claims)  # 4 episodes per cell: too few
+    assert len(claims) == 18 and all("**inconclusive**" in line for line in claims)  # 4 episodes per cell: too few
+    assert "### Read this first" in text and "**Prompts (`paper`).**" in text
+    assert "It holds in all 12 cells." not in text  # the smoke base (a fumbler) never writes a block that runs
+    assert "| 3 | 3-tokens | hard | 2.94 x (" in text and "(base → persistent / persistent-trained → persistent)" in text
     assert "| 3 | 3-tokens | hard | 2.94 x (" in text
 
 
 def test_the_report_reads_on_its_own(report):
     """Its method, and for every figure and table what it corresponds to in the paper; links into the repository resolve."""
     text = (report / "results.md").read_text()
-    assert text.count("*In the paper:*") == 7 + 2  # every figure and both tables
+    assert text.count("*In the paper:*") == 8 + 3  # every figure and table
     repository = Path(__file__).resolve().parents[2]
     links = re.findall(r"\]\((\.\./[^)#]+)", text)
     assert "../../docs/paper.md" in links
@@ -53,7 +56,7 @@ def test_the_report_reads_on_its_own(report):
 def test_figures_sit_beside_the_report_and_every_link_resolves(report):
     text = (report / "results.md").read_text()
     links = re.findall(r"\]\((figures/[^)]+)\)", text)
-    assert len(links) == 14  # 7 figures, PNG inline and PDF linked
+    assert len(links) == 16  # 8 figures, PNG inline and PDF linked
     for link in links:
         assert (report / link).is_file()
     tex = (report / "results.tex").read_text()

@@ -55,6 +55,25 @@ COMPARISONS: tuple[Comparison, ...] = (
                "stateless runtime: persistent-trained vs stateless-trained"),
 )
 COMPARISON_IDS = tuple(c.id for c in COMPARISONS)
-EQUIVALENCE_COMPARISONS = ("aligned",)
+# claim 1 ("quality indistinguishable across conditions"): the aligned pair, and each trained model across runtimes
+EQUIVALENCE_COMPARISONS = ("aligned", "persistent_trained_runtime", "stateless_trained_runtime")
+
+
+def compared_conditions(check_comparison: str | None, check_condition: str | None) -> list[str]:
+    """The conditions a check reads: its one condition (a share) or both sides of its comparison."""
+    if check_condition is not None:
+        return [check_condition]
+    comparison = next(c for c in COMPARISONS if c.id == check_comparison)
+    return [comparison.a, comparison.b]
+
+
+def null_reference(comparison_id: str) -> tuple[str, str] | None:
+    """The base model's condition in place of the comparison's mismatched side (a), with its other side:
+    what the same statistic gives when the mismatched model is replaced by one trained on neither runtime.
+    None for the aligned comparison (no side is mismatched)."""
+    if comparison_id == "aligned":
+        return None
+    comparison = next(c for c in COMPARISONS if c.id == comparison_id)
+    return f"base.{comparison.a.split('.')[1]}", comparison.b
 # metric -> whether a ratio of means means something (it does not for shares and counts near 0)
 TESTED_METRICS: dict[str, bool] = {"score_pct": False, "total_tokens": True, "steps": True, "any_error": False, "state_reuse": False}

@@ -32,6 +32,7 @@ def episode_row(result: EpisodeResult) -> dict[str, object]:
         "difficulty": cell.difficulty,
         "episode_id": trace.episode_id,
         "policy": trace.policy,
+        "prompt_style": trace.prompt_style,
         "score_pct": 100.0 * metrics.score,
         "solved": metrics.solved,
         "steps": metrics.steps,
@@ -44,6 +45,8 @@ def episode_row(result: EpisodeResult) -> dict[str, object]:
         "state_reuse": cross_turn_reuse(trace),
         "reads_task": reads_task_constants(trace),
         "infrastructure_failure": metrics.infrastructure_failure,
+        "first_block_ran": metrics.first_block_ran,
+        "first_failure": metrics.first_failure,
         "errors_by_type": errors,
     }
 

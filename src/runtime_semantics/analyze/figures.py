@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..agent.metrics import FAILURE_KINDS  # noqa: E402
 from .conditions import condition_label, condition_order, difficulty_order  # noqa: E402
 from .record import CellSummary, Estimate  # noqa: E402
 
@@ -41,6 +42,13 @@ _DETERMINISTIC_RC = {"svg.hashsalt": "runtime-semantics", "savefig.dpi": 150, "p
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
 MAX_ERROR_TYPES = 6
+# First-failure kinds: failures before the runtime could matter in reds, name errors in oranges,
+# other failures in purples and greys, episodes with no failing turn in blues and green.
+FAILURE_COLOURS = {
+    "no_code_block": "#b2182b", "syntax_error": "#ef8a62", "missing_variable": "#e69f00", "other_name_error": "#f0e442",
+    "tool_refused": "#cc79a7", "runtime_limit": "#8e6bb8", "other_error": "#bdbdbd", "infrastructure": "#636363",
+    "turn_limit": "#92c5de", "context_limit": "#4393c3", "finished_below_optimal": "#2166ac", "solved": "#009e73",
+}
 # Every axis that shows a score or a share of episodes: the same fixed 0-100 range in every panel
 # and every report, so panels compare at a glance (an all-zero panel is not stretched to +/-0.04).
 PERCENT_AXIS = (0.0, 100.0)
@@ -181,6 +189,33 @@ def error_types_by_condition(cells: Sequence[CellSummary]) -> Figure:
     return fig
 
 
+def first_failure_kinds(cells: Sequence[CellSummary]) -> Figure:
+    """Share of episodes by the kind of their first failure, stacked to 100% per condition."""
+    kinds = [k for k in FAILURE_KINDS if any(c.first_failures.get(k, 0.0) > 0 for c in cells)]
+    difficulties = _difficulties([c.difficulty for c in cells])
+    conditions = _conditions([c.condition for c in cells])
+    fig, axes = _panels(difficulties, height=0.5 * len(conditions) + 2.6)
+    for ax, difficulty in zip(axes, difficulties, strict=True):
+        by_condition = {c.condition: c for c in cells if c.difficulty == difficulty}
+        for row, condition in enumerate(conditions):
+            if condition not in by_condition:
+                continue
+            left = 0.0
+            for kind in kinds:
+                share = 100 * by_condition[condition].first_failures.get(kind, 0.0)
+                ax.barh(row, share, left=left, color=FAILURE_COLOURS[kind], edgecolor="black", linewidth=0.4)
+                left += share
+        ax.set_yticks(range(len(conditions)), [condition_label(c) for c in conditions])
+        ax.set_xlim(*PERCENT_AXIS)  # the shares of a row sum to 100: no bar is cut off
+        ax.set_xlabel("Episodes by first failure (%)")
+    axes[0].set_ylabel("condition (training → runtime)")
+    axes[0].invert_yaxis()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=FAILURE_COLOURS[k]) for k in kinds]
+    fig.legend(handles, [FAILURE_KINDS[k] for k in kinds], loc="lower center", ncol=2, frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.06 * ((len(kinds) + 1) // 2) + 0.02, 1, 1))
+    return fig
+
+
 def score_vs_tokens(cells: Sequence[CellSummary]) -> Figure:
     """The paper's main figure: mean score against mean total tokens (log scale), one point per condition."""
     difficulties = _difficulties([c.difficulty for c in cells])
@@ -233,6 +268,7 @@ def write_figures(out_dir: Path, cells: Sequence[CellSummary], episodes: pd.Data
         "tokens_by_condition": lambda: tokens_by_condition(episodes),
         "missing_variable_rate_by_condition": lambda: missing_variable_rate_by_condition(cells),
         "error_types_by_condition": lambda: error_types_by_condition(cells),
+        "first_failure_kinds": lambda: first_failure_kinds(cells),
         "steps_distribution": lambda: steps_distribution(episodes),
     }
     if not losses.empty:

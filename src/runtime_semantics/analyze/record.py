@@ -57,6 +57,11 @@ class CellSummary(_Record):
     )
     errors_per_episode: dict[str, float] = Field(description="mean failing turns per episode, by error type")
     infrastructure_failures: int = Field(description="episodes hit by a worker crash or endpoint failure (counted apart from the model's errors)")
+    first_block_rate: Estimate = Field(
+        description="episodes whose first turn held one block that parsed and ran (errors inside it allowed), Wilson interval: "
+        "the precondition of any statement about the runtime (agent/metrics.py)"
+    )
+    first_failures: dict[str, float] = Field(description="share of episodes by the kind of their first failure (agent/metrics.py FAILURE_KINDS)")
 
 
 class PairedTest(_Record):
@@ -103,12 +108,16 @@ class AnalysisRecord(_Record):
     results_sha256: str
     episodes: int
     policies: dict[str, list[str]] = Field(description="model -> the policy/model ids its traces record")
+    prompt_styles: list[str] = Field(description="the agent.prompt_style values the evaluation traces record")
     cells: list[CellSummary]
     paired_tests: list[PairedTest]
     equivalence_tests: list[EquivalenceTest]
     figures: list[str] = Field(description="figure names; each has <name>.png and <name>.pdf in figures/")
     tables: list[str] = Field(description="table names; each has <name>.md and <name>.tex in tables/")
     training_runtimes: list[str] = Field(description="training conditions whose loss curves were found")
+    precondition: dict | None = Field(
+        None, description="the precondition stage's summary (first turns of the fine-tuned students on the dev sets); None when not run"
+    )
 
 
 def write_record(out_dir: Path, record: AnalysisRecord) -> Path:

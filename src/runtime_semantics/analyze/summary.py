@@ -6,6 +6,7 @@ from collections import Counter
 
 import pandas as pd
 
+from ..agent.metrics import FAILURE_KINDS
 from .conditions import condition_order, difficulty_order
 from .record import CellSummary
 from .settings import AnalyzeParams
@@ -46,6 +47,8 @@ def summarize_cell(episodes: pd.DataFrame, params: AnalyzeParams) -> CellSummary
         reads_task_rate=wilson_interval(int(reads.astype(bool).sum()), n, params.alpha) if len(reads) == n else None,
         errors_per_episode={kind: count / n for kind, count in sorted(errors.items())},
         infrastructure_failures=int(episodes["infrastructure_failure"].sum()),
+        first_block_rate=wilson_interval(int(episodes["first_block_ran"].sum()), n, params.alpha),
+        first_failures={kind: float((episodes["first_failure"] == kind).mean()) for kind in FAILURE_KINDS},
     )
 
 

@@ -1,7 +1,9 @@
 """Tables in Markdown and LaTeX (booktabs) from the cell summaries, one builder for both formats.
 
 `main` mirrors the paper's main table (score %, solved, steps, tokens, time, score per 1k
-tokens); `errors` holds the error and behaviour columns behind claims 2 and 4.
+tokens); `errors` holds the error and behaviour columns behind claims 2 and 4; `failures`
+says why each cell's episodes failed (the kind of their first failure) and how often their
+first block ran, the precondition every claims check rests on.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..agent.metrics import FAILURE_KINDS
 from ..files import atomic_write_text
 from .conditions import condition_label
 from .record import CellSummary, Estimate
@@ -66,6 +69,13 @@ TABLES = (
         Column("Reuse per step", True, lambda s: f"{s.state_reuse:.2f}"),
         Column("Reads its task % [95% CI]", True, lambda s: "—" if s.reads_task_rate is None else with_interval(s.reads_task_rate, 100)),
         Column("Infrastructure failures", True, lambda s: str(s.infrastructure_failures)),
+    )),
+    Table("failures", "Why episodes failed: the share of each cell's episodes whose first block ran (parsed and executed; errors "
+                      "inside the code allowed; 95% Wilson interval), and the share by the kind of the episode's first failing turn "
+                      "(or, when no turn failed, how it ended), in %. Each row's kinds sum to 100.", _LEAD + (
+        Column("First block ran % [95% CI]", True, lambda s: with_interval(s.first_block_rate, 100)),
+        *(Column(label[0].upper() + label[1:], True, lambda s, kind=kind: f"{100 * s.first_failures.get(kind, 0.0):.0f}")
+          for kind, label in FAILURE_KINDS.items()),
     )),
 )
 

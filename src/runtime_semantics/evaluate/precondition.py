@@ -27,9 +27,12 @@ from .stage import EvaluationInputs, PolicyFactory, run_cells
 OUT_NAME = "precondition"
 
 
-def fine_tuned_cells() -> list[Cell]:
-    """The 8 cells of the two trained students (the base model is trained on no runtime)."""
-    return [Cell(model=m, runtime=r, difficulty=d) for m in ("trained-persistent", "trained-stateless") for r in RUNTIMES for d in DIFFICULTIES]
+FINE_TUNED = ("trained-persistent", "trained-stateless")
+
+
+def fine_tuned_cells(models: tuple[str, ...] = FINE_TUNED) -> list[Cell]:
+    """The cells of the trained students (8 for both; the base model is trained on no runtime)."""
+    return [Cell(model=m, runtime=r, difficulty=d) for m in models for r in RUNTIMES for d in DIFFICULTIES]
 
 
 def precondition_inputs(evaluation: EvaluationInputs, params: PreconditionParams) -> EvaluationInputs:
@@ -43,9 +46,13 @@ def precondition_inputs(evaluation: EvaluationInputs, params: PreconditionParams
     )
 
 
-def run_precondition(inputs: EvaluationInputs, make_policy: PolicyFactory, *, threshold: float) -> dict[str, Any]:
-    """Run the first turns, write and return the summary: per cell the first-block rate, and whether all meet `threshold`."""
-    summaries = run_cells(inputs, fine_tuned_cells(), make_policy)
+def run_precondition(
+    inputs: EvaluationInputs, make_policy: PolicyFactory, *, threshold: float, models: tuple[str, ...] = FINE_TUNED
+) -> dict[str, Any]:
+    """Run the first turns, write and return the summary: per cell the first-block rate, and whether all meet `threshold`.
+
+    `models` narrows the check to one student (a pilot can stop early: one failing cell fails the style)."""
+    summaries = run_cells(inputs, fine_tuned_cells(models), make_policy)
     cells = {
         cell_id: {"episodes": s["episodes"], "first_block_rate": s["first_block_rate"], "holds": s["first_block_rate"] >= threshold}
         for cell_id, s in summaries.items()
@@ -54,7 +61,8 @@ def run_precondition(inputs: EvaluationInputs, make_policy: PolicyFactory, *, th
         "prompt_style": inputs.agent.prompt_style.value,
         "task_sets": [f"{inputs.split}_{d}" for d in DIFFICULTIES],
         "threshold": threshold,
-        "holds": all(c["holds"] for c in cells.values()),
+        "holds": all(c["holds"] for c in cells.values()) and models == FINE_TUNED,
+        "models": list(models),
         "cells": cells,
     }
     atomic_write_text(inputs.out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")

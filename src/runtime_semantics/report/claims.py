@@ -3,6 +3,14 @@
 Our value comes from the analysis record (never recomputed here); the rule and threshold
 from the reference file; alpha and the minimum number of episodes from the analysis
 settings. A check whose cells have no results is 'inconclusive', saying which data is missing.
+
+Before any rule, the precondition (reference file, `preconditions`): in every cell the check
+reads, the first block ran in at least the stated share of episodes. Otherwise the check is
+'not testable' with the cell and its rate: a comparison with a cell whose model never got its
+first block to run measures the prompt or the format, not the runtime, and must not read as
+replicated or not replicated. Beside each ratio and difference check, its null reference:
+the same statistic with the base model in place of the mismatched model (a model trained on
+neither runtime), so a reader sees what the statistic gives when nothing was learned.
 """
 
 from __future__ import annotations
@@ -11,11 +19,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..analyze.conditions import compared_conditions, condition_label, null_reference
 from ..analyze.record import AnalysisRecord, CellSummary, Estimate
 from ..evaluate.results import DIFFICULTIES
 from .reference import Check, Reference, Rule
 
-Verdict = Literal["replicated", "not replicated", "inconclusive"]
+Verdict = Literal["replicated", "not replicated", "inconclusive", "not testable"]
 # shares are stored as fractions; checks state them in % (a share) or points (a difference of shares)
 _PERCENT_METRICS = {"missing_variable", "any_error", "solved"}
 
@@ -46,6 +55,9 @@ class ClaimRow(BaseModel):
     ours: Evidence | None
     verdict: Verdict
     reason: str
+    rests_on: str = Field(description="the precondition this row rests on, with the cells it reads")
+    null_reference: float | None = Field(None, description="the statistic with the base model in place of the mismatched model")
+    null_label: str | None = Field(None, description="the two conditions of the null reference, 'A / B' or 'A − B'")
 
 
 def _scaled(estimate: Estimate, factor: float) -> Estimate:
@@ -88,6 +100,44 @@ def evidence_for(check: Check, difficulty: str, record: AnalysisRecord) -> Evide
     )
 
 
+def _cell_mean(cell: CellSummary, metric: str) -> float:
+    """A cell's mean of a tested metric, in the unit its checks use (shares in %)."""
+    return {
+        "total_tokens": cell.total_tokens, "steps": cell.steps, "score_pct": cell.score_pct.value,
+        "any_error": 100 * cell.any_error_rate.value, "state_reuse": cell.state_reuse,
+    }[metric]
+
+
+def null_value(check: Check, difficulty: str, record: AnalysisRecord) -> tuple[float | None, str | None]:
+    """The check's statistic with the base model in place of the mismatched side, from the cell means (no interval)."""
+    if check.statistic not in ("ratio", "difference") or check.comparison is None:
+        return None, None
+    pair = null_reference(check.comparison)
+    if pair is None:
+        return None, None
+    cells = [_cell(record, f"{condition}.{difficulty}") for condition in pair]
+    if any(c is None for c in cells):
+        return None, None
+    a, b = (_cell_mean(c, check.metric) for c in cells)  # type: ignore[arg-type]
+    labels = [condition_label(condition) for condition in pair]
+    if check.statistic == "ratio":
+        return (a / b if b else None), f"{labels[0]} / {labels[1]}"
+    return a - b, f"{labels[0]} − {labels[1]}"
+
+
+def untestable(cells: list[str], difficulty: str, record: AnalysisRecord, threshold: float) -> str | None:
+    """Why the precondition fails for these conditions, or None when every cell meets it (or has no results yet)."""
+    failing = []
+    for condition in cells:
+        cell = _cell(record, f"{condition}.{difficulty}")
+        if cell is not None and cell.first_block_rate.value < threshold:
+            failing.append(f"{condition_label(condition)} {100 * cell.first_block_rate.value:.0f}%")
+    if not failing:
+        return None
+    return (f"the first block ran in fewer than {100 * threshold:.0f}% of the episodes of {'; '.join(failing)}: "
+            "that cell measures the prompt or the format, not the runtime")
+
+
 def _p(value: float) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
@@ -120,21 +170,29 @@ def judge(rule: Rule, evidence: Evidence, *, alpha: float, min_episodes: int, ma
 def check_claims(reference: Reference, record: AnalysisRecord) -> list[ClaimRow]:
     """Every check at every difficulty, in the reference file's order."""
     settings = record.settings
+    threshold = reference.preconditions.first_block_rate
     rows = []
     for claim in reference.claims:
         for check in claim.checks:
+            conditions = compared_conditions(check.comparison, check.condition)
+            rests_on = (f"first block ran in ≥ {100 * threshold:.0f}% of episodes of "
+                        + " and ".join(condition_label(c) for c in conditions))
             for difficulty in DIFFICULTIES:
                 paper = check.paper.get(difficulty)
                 evidence = evidence_for(check, difficulty, record)
+                blocked = untestable(conditions, difficulty, record, threshold)
                 if isinstance(evidence, str):
                     ours, (verdict, reason) = None, ("inconclusive", evidence)
+                elif blocked is not None:
+                    ours, verdict, reason = evidence, "not testable", blocked
                 else:
                     ours = evidence
                     verdict, reason = judge(check.rule, evidence, alpha=settings.alpha, min_episodes=settings.min_paired_episodes,
                                             margin=settings.equivalence_margin_points)
+                null, null_label = null_value(check, difficulty, record)
                 rows.append(ClaimRow(
                     claim=claim.number, check=check.id, statement=check.statement, difficulty=difficulty, unit=check.unit,
                     paper_value=paper.value if paper else None, paper_note=paper.note if paper else None,
-                    ours=ours, verdict=verdict, reason=reason,
+                    ours=ours, verdict=verdict, reason=reason, rests_on=rests_on, null_reference=null, null_label=null_label,
                 ))
     return rows

@@ -6,14 +6,15 @@ The templates only format and arrange; every number is looked up here from analy
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..analyze.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, model_label
+from ..analyze.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, condition_label, model_label
 from ..analyze.record import AnalysisRecord
 from ..analyze.tables import TABLES
 from ..evaluate.results import DIFFICULTIES, MODELS
-from .claims import check_claims
+from .claims import ClaimRow, check_claims
 from .reference import Reference
 
 METRIC_NAMES = {
@@ -38,6 +39,7 @@ FIGURE_CAPTIONS = {
     "missing_variable_rate_by_condition": "Share of episodes with a missing-variable error, with 95% Wilson intervals.",
     "error_types_by_condition": "Failing turns per episode by error type (format errors are turns without one code block).",
     "steps_distribution": "Steps (assistant turns) per episode by condition.",
+    "first_failure_kinds": "Episodes by the kind of their first failing turn (or how they ended when no turn failed); each bar sums to 100%.",
     "training_loss_curves": "Training and validation loss of the two fine-tuning runs.",
 }
 # What each figure and table corresponds to in the paper (its tables and figures: docs/paper.md#tables-and-figures).
@@ -48,12 +50,44 @@ FIGURE_IN_PAPER = {
     "missing_variable_rate_by_condition": "claim 2's rate, given in the paper's text (about 80% of persistent → stateless episodes, almost none elsewhere)",
     "error_types_by_condition": "none; the paper records errors by type per episode but its summaries give no breakdown",
     "steps_distribution": "the steps column of the paper's main table (means; here the whole distribution)",
+    "first_failure_kinds": "none; the paper describes its mismatched episodes' failures (missing-variable errors, recovery loops) in its text",
     "training_loss_curves": "none; the paper's summaries give no loss curves",
 }
 TABLE_IN_PAPER = {
     "main": "the paper's main table (score %, solved, steps, tokens, time, score per 1k tokens)",
     "errors": "the missing-variable rate of the paper's claim 2 and its behavioural diagnostics (state utilization)",
+    "failures": "none; it is what every claims check here rests on (the first block must run before the runtime can matter)",
 }
+
+
+PROMPT_STYLE_NOTES = {
+    "paper": "each runtime had its own system prompt (the persistent one also a reuse example, and a list of the "
+             "interpreter's globals after every block), so a fine-tuned model meets a prompt it never saw in its "
+             "mismatched runtime: those cells measure the prompt as well as the runtime",
+    "matched": "the two runtimes' prompts differed by one sentence naming the runtime, so a fine-tuned model meets one "
+               "sentence it never saw in its mismatched runtime",
+    "blind": "both runtimes gave every model the same system prompt, task and observations for the same output, with "
+             "nothing said about the runtime, so what differs between a model's two runtimes comes from the "
+             "runtime's semantics and what the model learned from its traces",
+    "published": "the authors' own prompts (their published traces)",
+}
+
+
+def read_first(record: AnalysisRecord, reference: Reference, rows: list[ClaimRow]) -> dict[str, Any]:
+    """What the run can and cannot show, before the claims table: the prompts, the precondition per cell and on the dev sets."""
+    threshold = reference.preconditions.first_block_rate
+    failing = [{"cell": c.cell, "label": condition_label(c.condition), "difficulty": c.difficulty, "rate": c.first_block_rate.value}
+               for c in record.cells if c.first_block_rate.value < threshold]
+    verdicts = Counter(row.verdict for row in rows)
+    return {
+        "prompt_styles": [{"style": s, "note": PROMPT_STYLE_NOTES.get(s, "")} for s in record.prompt_styles],
+        "threshold": threshold,
+        "cells": len(record.cells),
+        "failing": failing,
+        "rows": len(rows),
+        "verdicts": dict(verdicts),
+        "dev": record.precondition,
+    }
 
 
 def _episodes_per_cell(record: AnalysisRecord) -> str:
@@ -81,6 +115,7 @@ def build_context(
     """The template context; figure and table paths are relative to the rendered report."""
     comparisons = {c.id: {"id": c.id, "a": c.a, "b": c.b, "question": c.question} for c in COMPARISONS}
     tests = {metric: [t.model_dump() for t in record.paired_tests if t.metric == metric] for metric in TESTED_METRICS}
+    rows = check_claims(reference, record)
     return {
         "profile": record.profile,
         "provenance": {
@@ -105,7 +140,9 @@ def build_context(
         "tests": tests,
         "equivalence_tests": [t.model_dump() for t in record.equivalence_tests],
         "claims": [claim.model_dump() for claim in reference.claims],
-        "claim_rows": [row.model_dump() for row in check_claims(reference, record)],
+        "claim_rows": [row.model_dump() for row in rows],
+        "read_first": read_first(record, reference, rows),
+        "preconditions": reference.preconditions.model_dump(),
         "source": reference.source,
         "deviations": deviations or [],
     }
