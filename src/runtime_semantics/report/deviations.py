@@ -22,7 +22,9 @@ _REASONS = {
     "train.method": "4-bit weights train slower than float32 on a CPU without bf16 instructions; the tiny base needs its output layer trained",
     "train.schedule": "set for the student's competence in its own runtime (a precondition), not for any cross-runtime cell",
     "agent.limits": "bounds the episodes of models that never finish; the teacher's conversations fit with room to spare",
-    "agent.prompt_style": "a diagnosis of the prompt confound",
+    "agent.prompt_style": "the paper's prompts tell the runtimes apart, so a fine-tuned model meets a prompt it never saw in its "
+                          "mismatched runtime and can fail there before the runtime does anything; the style is the first whose "
+                          "first-block precondition holds on the dev tasks (docs/mini.md)",
     "evaluate.episodes_per_cell": "evaluation time on the CPU",
     "evaluate.decoding": "greedy decoding is deterministic on the CPU, so a resumed run is identical; a bfloat16 cache read halves "
                          "the bytes a CPU decode step reads (the paper's GPU runs the whole model in bfloat16)",
