@@ -99,7 +99,8 @@ def builtin_exception(name: str) -> type[BaseException]:
 
 
 _MAX_CONTAINERS = protocol.MAX_CONTAINERS
-_TOO_DEEP = f"values nested deeper than {protocol.MAX_DEPTH} levels"
+_MAX_DEPTH = protocol.MAX_DEPTH - 1  # one level is the message itself
+_TOO_DEEP = f"lists and dicts nested deeper than {_MAX_DEPTH} levels"
 _TOO_MANY = f"more than {protocol.MAX_CONTAINERS:,} lists and dicts"
 
 # Channel code (`plain`, `_session`, `_tool_requests` and their helpers) names nothing at run
@@ -110,7 +111,7 @@ _TOO_MANY = f"more than {protocol.MAX_CONTAINERS:,} lists and dicts"
 
 def plain(value: Any, _type=type, _len=len, _enumerate=enumerate, _str=str, _int=int, _float=float, _bool=bool,
           _list=list, _tuple=tuple, _dict=dict, _TypeError=TypeError, _inf=float("inf"),
-          _max_depth=protocol.MAX_DEPTH, _max_containers=_MAX_CONTAINERS, _too_deep=_TOO_DEEP, _too_many=_TOO_MANY) -> Any:  # fmt: skip
+          _max_depth=_MAX_DEPTH, _max_containers=_MAX_CONTAINERS, _too_deep=_TOO_DEEP, _too_many=_TOO_MANY) -> Any:  # fmt: skip
     """A copy of `value` made of exact JSON types only, or TypeError carrying the offending
     type (or a reason). Checks exact types, so no method of an agent's object (or of a
     subclass of a built-in) is ever called, and no agent object is kept."""
