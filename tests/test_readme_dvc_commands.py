@@ -28,7 +28,7 @@ REPRO_BARE = ".venv/bin/dvc repro"
 EXP_RUN = ".venv/bin/dvc exp run -S 'mini.train.lora.r=16' report@mini"
 EXP_SHOW = ".venv/bin/dvc exp show --only-changed"
 MINI_STAGES = ["tasks@mini", "traces@mini-persistent", "traces@mini-stateless", "base@mini", "train@mini-persistent",
-               "train@mini-stateless", "evaluate@mini", "analyze@mini", "report@mini"]  # fmt: skip
+               "train@mini-stateless", "precondition@mini", "evaluate@mini", "analyze@mini", "report@mini"]  # fmt: skip
 
 
 def test_the_commands_are_the_readmes():
@@ -103,7 +103,7 @@ def test_a_stage_and_everything_it_needs(clone, tmp_path):
     """`dvc repro report@mini` would run the whole mini pipeline (45 min): --dry plans it, with empty
     stand-ins for the upstream outputs (a dry run cannot follow outputs it does not create)."""
     for path in ("tasks", "traces/persistent", "traces/stateless", "base", "train/persistent/adapter",
-                 "train/stateless/adapter", "evaluation", "analysis"):  # fmt: skip
+                 "train/stateless/adapter", "precondition", "evaluation", "analysis"):  # fmt: skip
         (clone / "artifacts/mini" / path).mkdir(parents=True, exist_ok=True)
     for runtime in ("persistent", "stateless"):
         (clone / f"artifacts/mini/train/{runtime}/summary.json").write_text("{}")
