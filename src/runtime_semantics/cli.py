@@ -421,8 +421,9 @@ def precondition(
     for cell_id, c in summary["cells"].items():
         table.add_row(cell_id, str(c["episodes"]), f"{c['first_block_rate']:.1%}", "yes" if c["holds"] else "NO")
     Console().print(table)
-    print(f"prompt style {summary['prompt_style']}: the precondition {'holds' if summary['holds'] else 'FAILS'} in "
-          f"{sum(c['holds'] for c in summary['cells'].values())} of {len(summary['cells'])} fine-tuned cells")
+    met = sum(c["holds"] for c in summary["cells"].values())
+    verdict = "holds" if summary["holds"] else "FAILS" if met < len(summary["cells"]) else "is not settled (one student checked)"
+    print(f"prompt style {summary['prompt_style']}: {met} of {len(summary['cells'])} cells reach {threshold:.0%}; the precondition {verdict}")
 
 
 @app.command("analyze")
