@@ -1,11 +1,12 @@
 """Data-only messages between the parent and the worker: JSON over a socket, size- and depth-capped.
 
-Every byte the worker sends may have been written by agent code (agent code runs in the
-worker and can reach its end of the socket), so the parent's side is built to hold against
-a hostile sender: a frame is refused by its header before its body is read, a body is parsed
-with bounded size, nesting and container count, reads and writes never block past the
-block's deadline, and a message that is not a JSON object with a string 'op' is a
-ProtocolError. The parent never unpickles or evaluates anything the worker sends.
+The parent's side treats every byte the worker sends as if agent code had written it (agent
+code runs in the worker; worker.py keeps the socket out of its reach, but the parent does
+not rely on that), so it is built to hold against a hostile sender: a frame is refused by
+its header before its body is read, a body is parsed with bounded size, nesting and
+container count, reads and writes never block past the block's deadline, and a message that
+is not a JSON object with a string 'op' is a ProtocolError. The parent never unpickles or
+evaluates anything the worker sends.
 
 Wire format (both directions): a 4-byte big-endian signed length, then that many bytes of
 UTF-8 JSON. The worker, which trusts its parent, uses a blocking socket and the C JSON

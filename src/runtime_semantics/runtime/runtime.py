@@ -9,14 +9,16 @@ The parent enforces the wall-clock and CPU limits by killing the worker (never b
 timeout, which leaves code running), counts tool calls, and replaces a dead worker; in the
 persistent runtime the result then says that state was lost.
 
-The parent trusts no byte from the worker (agent code can speak the protocol on the worker's
-socket). Each block's exchange is a strict alternation, chained by unguessable nonces: the
-`run` message carries one, every tool reply a fresh one, and every message from the worker
-must carry the nonce of the parent's last message. A message that is out of turn (a second
-tool request before the reply to the first was read), meant for another block (a replay, or
-a `done` prepared in advance), malformed, or sent after `done` is a protocol violation: the
-worker is killed and the block ends with a `limit` error naming it (`state_lost` in the
-persistent runtime). Reads and writes never block past the block's deadline.
+The parent trusts no byte from the worker: it holds as if agent code spoke the protocol on
+the worker's socket (worker.py keeps the socket out of agent code's reach; nothing here
+relies on it). Each block's exchange is a strict alternation, chained by unguessable nonces:
+the `run` message carries one, every tool reply a fresh one, and every message from the
+worker must carry the nonce of the parent's last message. A message that is out of turn (a
+second tool request before the reply to the first was read), meant for another block (a
+replay, or a `done` prepared in advance), malformed, or sent after `done` is a protocol
+violation: the worker is killed and the block ends with a `limit` error naming it
+(`state_lost` in the persistent runtime). Reads and writes never block past the block's
+deadline.
 """
 
 from __future__ import annotations
