@@ -12,7 +12,7 @@ def test_generate_writes_every_set_and_a_summary_and_is_reproducible(tmp_path, r
     assert first.returncode == 0, first.stderr
     task_dir = out / "smoke" / "tasks"
     files = sorted(p.name for p in task_dir.iterdir())
-    assert files == ["eval_easy.jsonl", "eval_hard.jsonl", "summary.json", "train.jsonl"]
+    assert files == ["dev_easy.jsonl", "dev_hard.jsonl", "eval_easy.jsonl", "eval_hard.jsonl", "summary.json", "train.jsonl"]
     contents = {name: (task_dir / name).read_bytes() for name in files}
     assert len(read_tasks(task_dir / "train.jsonl")) == 8
     assert {t.difficulty for t in read_tasks(task_dir / "eval_hard.jsonl")} == {"hard"}

@@ -18,6 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .gpus import chosen_gpu, one_gpu_environment  # noqa: F401 (re-exported: what preflight reports is what a stage uses)
 from .params import DEFAULT_PARAMS_PATH, load_params_file, load_settings
 
 CHECKS = ("gpu", "vram", "model", "teacher", "disk")
@@ -49,30 +50,6 @@ class Check:
 
 def _gib(n_bytes: float) -> float:
     return n_bytes / 2**30
-
-
-def chosen_gpu() -> int | None:
-    """The CUDA device (torch's index) a one-GPU stage runs on: the one with the most memory; None without CUDA."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    return max(range(torch.cuda.device_count()), key=lambda i: torch.cuda.get_device_properties(i).total_memory)
-
-
-def one_gpu_environment(environ: dict[str, str]) -> dict[str, str]:
-    """`environ` with CUDA_VISIBLE_DEVICES narrowed to the chosen GPU when several are visible, for a one-process
-    stage: with several visible, transformers' Trainer wraps the model in nn.DataParallel, which TRL refuses."""
-    import torch
-
-    if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
-        return dict(environ)
-    best = chosen_gpu()
-    assert best is not None
-    visible = [d.strip() for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    # torch's index i is the i-th entry of CUDA_VISIBLE_DEVICES when it is set, the i-th device otherwise
-    device = visible[best] if len(visible) > best else str(best)
-    return {**environ, "CUDA_VISIBLE_DEVICES": device}
 
 
 def check_gpu() -> list[Check]:

@@ -25,8 +25,9 @@ def test_the_paper_profile_has_no_deviations_and_mini_lists_its_own_task_family(
 
 
 def test_a_setting_changed_in_params_shows_up_without_anyone_writing_it_down():
-    before = {row["key"] for row in deviations(_params(), "mini")}
-    assert "agent.prompt_style" not in before
-    after = deviations(_params(lambda raw: raw["mini"]["agent"].update(prompt_style="matched")), "mini")
-    row = next(row for row in after if row["key"] == "agent.prompt_style")
-    assert (row["paper"], row["ours"]) == ("paper", "matched")
+    style = _params().mini.agent.prompt_style.value
+    assert style != "paper"  # the mini's own style (docs/mini.md): a deviation the table must show
+    row = next(row for row in deviations(_params(), "mini") if row["key"] == "agent.prompt_style")
+    assert (row["paper"], row["ours"]) == ("paper", style)
+    after = deviations(_params(lambda raw: raw["mini"]["agent"].update(prompt_style="paper")), "mini")
+    assert "agent.prompt_style" not in {row["key"] for row in after}

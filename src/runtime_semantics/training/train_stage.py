@@ -423,7 +423,7 @@ def launch_environment(argv: list[str], environ: dict[str, str]) -> dict[str, st
     profile = _option(argv, ("--profile", "-p"), "mini")
     if _profile_train(Path(_option(argv, ("--params",), "params.yaml")), profile).processes != 1:
         return dict(environ)  # accelerate launch gives each process its own device
-    from ..preflight import one_gpu_environment
+    from ..gpus import one_gpu_environment
 
     return one_gpu_environment(environ)
 
