@@ -155,6 +155,21 @@ def steps_distribution(episodes: pd.DataFrame) -> Figure:
     return _distribution(episodes, "steps", "Steps per episode", log_scale=False)
 
 
+def _stacked_rows(ax: plt.Axes, cells: Sequence[CellSummary], conditions: Sequence[str], kinds: Sequence[str],
+                  colours: dict, value: Callable[[CellSummary, str], float]) -> None:
+    """One horizontal bar per condition (a missing condition leaves its row empty), stacked by kind in order."""
+    by_condition = {c.condition: c for c in cells}
+    for row, condition in enumerate(conditions):
+        if condition not in by_condition:
+            continue
+        left = 0.0
+        for kind in kinds:
+            width = value(by_condition[condition], kind)
+            ax.barh(row, width, left=left, color=colours[kind], edgecolor="black", linewidth=0.4)
+            left += width
+    ax.set_yticks(range(len(conditions)), [condition_label(c) for c in conditions])
+
+
 def error_types_by_condition(cells: Sequence[CellSummary]) -> Figure:
     """Mean failing turns per episode by error type, stacked per condition."""
     totals: dict[str, float] = {}
@@ -167,16 +182,12 @@ def error_types_by_condition(cells: Sequence[CellSummary]) -> Figure:
     difficulties = _difficulties([c.difficulty for c in cells])
     conditions = _conditions([c.condition for c in cells])
     fig, axes = _panels(difficulties, height=0.5 * len(conditions) + 1.8)
+    def rate(cell: CellSummary, kind: str) -> float:
+        rates = cell.errors_per_episode
+        return rates.get(kind, 0.0) if kind != "other" else sum(r for k, r in rates.items() if k not in kinds)
+
     for ax, difficulty in zip(axes, difficulties, strict=True):
-        by_condition = {c.condition: c for c in cells if c.difficulty == difficulty}
-        for row, condition in enumerate(conditions):
-            rates = by_condition[condition].errors_per_episode if condition in by_condition else {}
-            left = 0.0
-            for kind in kinds:
-                rate = rates.get(kind, 0.0) if kind != "other" else sum(r for k, r in rates.items() if k not in kinds)
-                ax.barh(row, rate, left=left, color=colours[kind], edgecolor="black", linewidth=0.4, label=kind if row == 0 else None)
-                left += rate
-        ax.set_yticks(range(len(conditions)), [condition_label(c) for c in conditions])
+        _stacked_rows(ax, [c for c in cells if c.difficulty == difficulty], conditions, kinds, colours, rate)
         ax.set_xlabel("Failing turns per episode, by error type")
     axes[0].set_ylabel("condition (training → runtime)")
     axes[0].invert_yaxis()  # first condition on top (the panels share this axis)
@@ -196,16 +207,8 @@ def first_failure_kinds(cells: Sequence[CellSummary]) -> Figure:
     conditions = _conditions([c.condition for c in cells])
     fig, axes = _panels(difficulties, height=0.5 * len(conditions) + 2.6)
     for ax, difficulty in zip(axes, difficulties, strict=True):
-        by_condition = {c.condition: c for c in cells if c.difficulty == difficulty}
-        for row, condition in enumerate(conditions):
-            if condition not in by_condition:
-                continue
-            left = 0.0
-            for kind in kinds:
-                share = 100 * by_condition[condition].first_failures.get(kind, 0.0)
-                ax.barh(row, share, left=left, color=FAILURE_COLOURS[kind], edgecolor="black", linewidth=0.4)
-                left += share
-        ax.set_yticks(range(len(conditions)), [condition_label(c) for c in conditions])
+        _stacked_rows(ax, [c for c in cells if c.difficulty == difficulty], conditions, kinds, FAILURE_COLOURS,
+                      lambda cell, kind: 100 * cell.first_failures.get(kind, 0.0))
         ax.set_xlim(*PERCENT_AXIS)  # the shares of a row sum to 100: no bar is cut off
         ax.set_xlabel("Episodes by first failure (%)")
     axes[0].set_ylabel("condition (training → runtime)")
