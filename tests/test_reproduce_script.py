@@ -52,7 +52,7 @@ def test_dry_run_names_the_profile_and_runs_each_stage_in_order():
     assert "Profile: smoke (chosen with --profile)" in result.stdout and "smoke: ready" in result.stdout
     assert plan(result.stdout) == [f"dvc repro --single-item {t}" for t in (
         "tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke", "train@smoke-persistent",
-        "train@smoke-stateless", "evaluate@smoke", "analyze@smoke", "report@smoke")]  # fmt: skip
+        "train@smoke-stateless", "precondition@smoke", "evaluate@smoke", "analyze@smoke", "report@smoke")]  # fmt: skip
 
 
 def test_only_runs_one_stage_and_from_runs_it_and_everything_after_both_forced():
