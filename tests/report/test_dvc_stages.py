@@ -39,6 +39,7 @@ def test_repro_renders_the_report_records_the_data_revision_and_then_is_a_no_op(
     shutil.copytree(evaluated_workspace / "artifacts" / "smoke" / "evaluation", repo / "artifacts" / "smoke" / "evaluation",
                     ignore=shutil.ignore_patterns("mlflow_parent_run_id.txt"))
     shutil.copytree(evaluated_workspace / "artifacts" / "smoke" / "train", repo / "artifacts" / "smoke" / "train")
+    (repo / "artifacts" / "smoke" / "precondition").mkdir()  # a dependency of analyze; without its summary the report says nothing of it
     run(repo, "git", "init", "-q")
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "scratch")
