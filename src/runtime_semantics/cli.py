@@ -279,6 +279,14 @@ def train_run(
 PublishedDirOption = Annotated[Path, typer.Option("--published", help="The imported data (data fetch-published writes it).")]
 
 
+def _evaluation_inputs(sections: Any, profile_dir: Path) -> Any:
+    """What the evaluate stage reads, from a profile's settings: the precondition stage starts from it too."""
+    from .evaluate.stage import EvaluationInputs
+
+    return EvaluationInputs(profile_dir=profile_dir, params=sections.evaluate, agent=sections.agent, limits=sections.runtime,
+                            base=sections.base, tokenizer=sections.student.tokenizer)
+
+
 @app.command("evaluate")
 def evaluate(
     profile: ProfileOption = "mini",
@@ -291,17 +299,14 @@ def evaluate(
 ) -> None:
     """Run the evaluation matrix into <artifacts>/<profile>/evaluation/; re-run after a kill to resume."""
     from .evaluate.results import Cell, all_cells
-    from .evaluate.stage import EvaluationInputs, policy_factory, run_cells
+    from .evaluate.stage import policy_factory, run_cells
     from .tracking import tracked_run
 
     with _user_errors():
         settings = load_settings(profile, params)
         sections = settings.sections
         cells = [Cell.parse(c) for c in cell] if cell else all_cells()
-        inputs = EvaluationInputs(
-            profile_dir=artifacts / profile, params=sections.evaluate, agent=sections.agent, limits=sections.runtime, base=sections.base,
-            tokenizer=sections.student.tokenizer,
-        )
+        inputs = _evaluation_inputs(sections, artifacts / profile)
         for c in cells:  # a missing model or task file fails here, before any run opens
             inputs.tasks(c), inputs.base_model(), inputs.adapter(c.model)
         run_params = {"engine": sections.evaluate.engine, "episodes_per_cell": sections.evaluate.episodes_per_cell,
@@ -398,7 +403,7 @@ def precondition(
     every cell meets the reference's threshold: the precondition of any cross-runtime
     comparison. Never touches an evaluation task; re-run after a kill to resume."""
     from .evaluate.precondition import FINE_TUNED, fine_tuned_cells, precondition_inputs, run_precondition
-    from .evaluate.stage import EvaluationInputs, policy_factory
+    from .evaluate.stage import policy_factory
     from .report.reference import load_reference
 
     with _user_errors():
@@ -408,11 +413,7 @@ def precondition(
         if unknown:
             raise UserError(f"--model {unknown[0]!r}: expected one of {', '.join(FINE_TUNED)}")
         sections = load_settings(profile, params).sections
-        evaluation = EvaluationInputs(
-            profile_dir=artifacts / profile, params=sections.evaluate, agent=sections.agent, limits=sections.runtime, base=sections.base,
-            tokenizer=sections.student.tokenizer,
-        )
-        inputs = precondition_inputs(evaluation, sections.precondition)
+        inputs = precondition_inputs(_evaluation_inputs(sections, artifacts / profile), sections.precondition)
         for c in fine_tuned_cells(models):  # a missing model or task file fails here, before any model loads
             inputs.tasks(c), inputs.adapter(c.model)
         with _stage_log(artifacts, profile, "precondition"), policy_factory(inputs) as make_policy:

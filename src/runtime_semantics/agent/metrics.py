@@ -129,13 +129,11 @@ def _outcome_kind(trace: Trace) -> str:
     return "solved" if trace.outcome.solved else "finished_below_optimal"
 
 
+_NOT_RUN = {"no_code_block", "syntax_error", "infrastructure"}  # first-turn failures before the runtime executed anything
+
+
 def _first_block_ran(trace: Trace) -> bool:
-    if not trace.steps:
-        return False
-    first = trace.steps[0]
-    if first.code is None or first.error is None:
-        return first.code is not None
-    return first.error.type not in _SYNTAX_ERRORS and first.error.kind != "infrastructure"
+    return bool(trace.steps) and _step_failure(trace.steps[0], set()) not in _NOT_RUN
 
 
 def missing_name(message: str) -> str | None:

@@ -55,6 +55,7 @@ COMPARISONS: tuple[Comparison, ...] = (
                "stateless runtime: persistent-trained vs stateless-trained"),
 )
 COMPARISON_IDS = tuple(c.id for c in COMPARISONS)
+_BY_ID = {c.id: c for c in COMPARISONS}
 # claim 1 ("quality indistinguishable across conditions"): the aligned pair, and each trained model across runtimes
 EQUIVALENCE_COMPARISONS = ("aligned", "persistent_trained_runtime", "stateless_trained_runtime")
 
@@ -63,7 +64,7 @@ def compared_conditions(check_comparison: str | None, check_condition: str | Non
     """The conditions a check reads: its one condition (a share) or both sides of its comparison."""
     if check_condition is not None:
         return [check_condition]
-    comparison = next(c for c in COMPARISONS if c.id == check_comparison)
+    comparison = _BY_ID[check_comparison]
     return [comparison.a, comparison.b]
 
 
@@ -73,7 +74,7 @@ def null_reference(comparison_id: str) -> tuple[str, str] | None:
     None for the aligned comparison (no side is mismatched)."""
     if comparison_id == "aligned":
         return None
-    comparison = next(c for c in COMPARISONS if c.id == comparison_id)
+    comparison = _BY_ID[comparison_id]
     return f"base.{comparison.a.split('.')[1]}", comparison.b
 # metric -> whether a ratio of means means something (it does not for shares and counts near 0)
 TESTED_METRICS: dict[str, bool] = {"score_pct": False, "total_tokens": True, "steps": True, "any_error": False, "state_reuse": False}

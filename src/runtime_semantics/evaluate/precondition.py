@@ -22,12 +22,10 @@ from typing import Any
 from ..files import atomic_write_text
 from .results import DIFFICULTIES, RUNTIMES, Cell
 from .settings import PreconditionParams
-from .stage import EvaluationInputs, PolicyFactory, run_cells
+from .stage import TRAINED_ON, EvaluationInputs, PolicyFactory, run_cells
 
 OUT_NAME = "precondition"
-
-
-FINE_TUNED = ("trained-persistent", "trained-stateless")
+FINE_TUNED = tuple(model for model, runtime in TRAINED_ON.items() if runtime is not None)
 
 
 def fine_tuned_cells(models: tuple[str, ...] = FINE_TUNED) -> list[Cell]:

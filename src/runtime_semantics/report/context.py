@@ -142,7 +142,6 @@ def build_context(
         "claims": [claim.model_dump() for claim in reference.claims],
         "claim_rows": [row.model_dump() for row in rows],
         "read_first": read_first(record, reference, rows),
-        "preconditions": reference.preconditions.model_dump(),
         "source": reference.source,
         "deviations": deviations or [],
     }
