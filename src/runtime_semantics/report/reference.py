@@ -109,6 +109,16 @@ class Preconditions(_Entry):
     why: str
 
 
+class SeedsRule(_Entry):
+    """How the verdicts of several training seeds combine into one (report/claims.py)."""
+
+    rule: Literal["every_seed_and_pooled"] = Field(
+        description="replicated (not replicated) only when every seed and the pooled test say so; not testable when a "
+        "compared cell fails the precondition in any seed; otherwise inconclusive"
+    )
+    why: str
+
+
 class Claim(_Entry):
     number: str
     text: str = Field(description="the claim in the words of docs/paper.md#claims")
@@ -119,6 +129,7 @@ class Claim(_Entry):
 class Reference(_Entry):
     source: str
     preconditions: Preconditions
+    seeds: SeedsRule
     reported: dict[Literal["easy", "hard"], dict[str, ReportedCell]]
     claims: list[Claim]
 
