@@ -10,7 +10,7 @@ STAGES=(tasks traces base train precondition evaluate analyze report)
 
 usage() {
   cat <<USAGE
-Usage: ./reproduce.sh [--profile smoke|mini|paper] [--from STAGE | --only STAGE] [--dry-run]
+Usage: ./reproduce.sh [--profile smoke|mini|paper] [--seeds N|all] [--from STAGE | --only STAGE] [--dry-run]
        ./reproduce.sh ui [--host HOST] [--port PORT]
 
 Runs the replication pipeline for one profile with DVC, writing under artifacts/<profile>/
@@ -23,6 +23,10 @@ stopped (traces, train and evaluate also keep their finished episodes and checkp
                   paper (the paper's settings: Qwen3-8B, QLoRA, one GPU). Default: paper when
                   a CUDA GPU with enough memory and the model's weights are on this machine,
                   otherwise mini; the choice and the reason are printed.
+  --seeds N|all   fine-tune and evaluate with the first N training seeds of params.yaml's
+                  training_seeds (all: every one); default 1, the paper's seed. Stages the
+                  seeds share (tasks, traces, base, the base model's cells) run once; the
+                  analysis reports each seed, their spread and each claim per seed.
   --from STAGE    run STAGE and every stage after it, even if DVC finds them up to date.
   --only STAGE    run just STAGE (its inputs must exist), even if DVC finds it up to date.
   --dry-run       print the checks, the dvc commands and what changed; run nothing.
@@ -51,6 +55,7 @@ profile=""
 mode=all
 stage=""
 dry_run=0
+seeds_arg=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --profile) [[ $# -ge 2 ]] || die "--profile needs a value (smoke, mini, paper)"; profile="$2"; shift 2 ;;
@@ -62,6 +67,8 @@ while [[ $# -gt 0 ]]; do
     --from=*|--only=*)
       [[ "$mode" == all ]] || die "give one of --from and --only"
       mode="${1%%=*}"; mode="${mode#--}"; stage="${1#*=}"; shift ;;
+    --seeds) [[ $# -ge 2 ]] || die "--seeds needs a number or 'all'"; seeds_arg="$2"; shift 2 ;;
+    --seeds=*) seeds_arg="${1#*=}"; shift ;;
     --dry-run) dry_run=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see ./reproduce.sh --help)" ;;
@@ -75,8 +82,22 @@ case "$profile" in
   *) die "unknown profile '$profile'; expected one of: smoke, mini, paper" ;;
 esac
 
+[[ "$seeds_arg" == all || "$seeds_arg" =~ ^[1-9][0-9]*$ ]] || die "--seeds: expected a positive number or 'all', got '$seeds_arg'"
+
 "$root/scripts/ensure-venv"
 export PATH="$venv/bin:$PATH"
+
+# the training seeds to run: the first N of params.yaml's training_seeds
+all_seeds="$(python -c 'import sys, yaml; print(" ".join(str(s) for s in yaml.safe_load(open("params.yaml"))["training_seeds"]))')" \
+  || die "params.yaml: could not read training_seeds"
+read -r -a all_seeds <<<"$all_seeds"
+if [[ "$seeds_arg" == all ]]; then
+  seeds=("${all_seeds[@]}")
+elif (( seeds_arg > ${#all_seeds[@]} )); then
+  die "--seeds $seeds_arg: params.yaml's training_seeds has ${#all_seeds[@]} (${all_seeds[*]}); add seeds there first"
+else
+  seeds=("${all_seeds[@]:0:seeds_arg}")
+fi
 
 if [[ -z "$profile" ]]; then
   # paper needs a CUDA GPU with enough memory and the model's weights on disk (checked offline)
@@ -96,10 +117,15 @@ else
   reason="chosen with --profile"
 fi
 echo "Profile: $profile ($reason)"
+echo "Training seeds: ${seeds[*]} (of ${all_seeds[*]}; --seeds all runs every one)"
 
-targets_of() {  # the DVC targets of one stage for the profile
+targets_of() {  # the DVC targets of one stage for the profile and the chosen seeds
+  local s
   case "$1" in
-    traces|train) echo "$1@$profile-persistent $1@$profile-stateless" ;;
+    traces) echo "$1@$profile-persistent $1@$profile-stateless" ;;
+    train) for s in "${seeds[@]}"; do echo "$1@$profile-persistent-$s $1@$profile-stateless-$s"; done ;;
+    precondition) for s in "${seeds[@]}"; do echo "$1@$profile-$s"; done ;;
+    evaluate) echo "evaluate-base@$profile"; for s in "${seeds[@]}"; do echo "$1@$profile-$s"; done ;;
     *) echo "$1@$profile" ;;
   esac
 }
@@ -112,7 +138,7 @@ estimate_of() {
     smoke/evaluate) echo "about 30 s (measured: 12 cells x 4 episodes on 2 cores)" ;;
     mini/base) echo "seconds: checks the shipped base (models/mini-base) against its manifest and copies it" ;;
     mini/train) echo "about 6-9 min (persistent) and 9-11 min (stateless) on 2 cores (measured)" ;;
-    mini/evaluate) echo "about 10-13 min on 2 cores (measured: 480 episodes in 12 cells, one pool of 40 per model)" ;;
+    mini/evaluate) echo "about 5 min for the base model's 4 cells and 7-9 min per seed's 8 cells on 2 cores (measured: 40 episodes per cell, one pool of 40 per model)" ;;
     paper/traces) echo "hours: 1,000 teacher episodes per runtime through the API (and its costs)" ;;
     paper/train) echo "several hours per runtime on one 24 GB GPU (estimate)" ;;
     paper/evaluate) echo "a few hours with vLLM on one GPU (estimate: 12 cells x 100 episodes)" ;;
@@ -149,14 +175,14 @@ if [[ $preflight_status -ne 0 && ( $preflight_status -ne 3 || $dry_run -eq 0 ) ]
   exit "$preflight_status"
 fi
 
-resume_hint="./reproduce.sh --profile $profile"
+resume_hint="./reproduce.sh --profile $profile --seeds ${#seeds[@]}"
 echo "Plan: ${#plan_targets[@]} DVC stage(s):"
 for t in "${plan_targets[@]}"; do echo "  dvc repro --single-item ${force[*]:+${force[*]} }$t"; done
 if [[ " ${plan_stages[*]} " == *" train "* ]]; then
   # the train stage's processes come from params.yaml (<profile>.train.processes); DVC runs scripts/run-stage,
   # which starts more than one under accelerate launch (configs/accelerate/ddp.yaml; docs/scaling.md)
   echo "Train stage launched as (scripts/run-stage, from $profile.train.processes in params.yaml):"
-  echo "  $(python -m runtime_semantics.training.train_stage command train run --profile "$profile" --runtime persistent 2>&1)"
+  echo "  $(python -m runtime_semantics.launch command train run --profile "$profile" --runtime persistent --seed "${seeds[0]}" 2>&1)"
 fi
 if [[ $dry_run -eq 1 ]]; then
   # `dvc repro --dry` stops at the first stage whose inputs do not exist yet; status does not
@@ -195,6 +221,10 @@ trap - INT TERM
 results_dir=paper; [[ "$profile" != paper ]] && results_dir="paper/$profile"
 echo
 echo "Done ($profile). Outputs under artifacts/$profile/:"
-echo "  tasks/  traces/{persistent,stateless}/  base/  train/{persistent,stateless}/  evaluation/  analysis/"
+echo "  tasks/  traces/{persistent,stateless}/  base/  train/seed-<S>/{persistent,stateless}/  precondition/seed-<S>/"
+echo "  evaluation/{base,seed-<S>}/  analysis/   (training seeds: ${seeds[*]})"
+if (( ${#seeds[@]} < ${#all_seeds[@]} )); then
+  echo "Every training seed (${all_seeds[*]}), with the spread between them: ./reproduce.sh --profile $profile --seeds all"
+fi
 echo "Results section: $results_dir/results.md (and results.tex, figures/)"
 echo "Every run in MLflow: ./reproduce.sh ui   (then open http://localhost:5000)"

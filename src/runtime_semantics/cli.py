@@ -48,6 +48,17 @@ ParamsOption = Annotated[Path, typer.Option("--params", help="Path of the params
 PUBLISHED = "published"  # artifacts/published/: the authors' data, imported by `data fetch-published`
 PARENT_RUN_ID_FILE = "mlflow_parent_run_id.txt"  # the evaluate stage's MLflow run; analyze and report log into it
 ArtifactsOption = Annotated[Path, typer.Option("--artifacts", help="Root of the outputs; a profile writes under <root>/<profile>/.")]
+SeedOption = Annotated[int | None, typer.Option("--seed", "-s", help="Training seed (one of params.yaml's training_seeds); default: the first.")]
+EVALUATION_CODE_FILE = "code_revision.txt"  # beside an evaluation's cells: the git revision of the code that produced them
+
+
+def _training_seed(settings: Any, seed: int | None, params: Path) -> int:
+    """The seed a seed-dependent command runs for: one of training_seeds (default: the first)."""
+    if seed is None:
+        return settings.training_seeds[0]
+    if seed not in settings.training_seeds:
+        raise UserError(f"--seed {seed}: not in {params}'s training_seeds {settings.training_seeds}; add it there first")
+    return seed
 
 
 @contextmanager
@@ -244,27 +255,31 @@ def base_pretrain(
 def train_run(
     runtime: Annotated[str, typer.Option("--runtime", "-r", help="Whose traces to train on: persistent or stateless.")],
     profile: ProfileOption = "mini",
+    seed: SeedOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
     artifacts: ArtifactsOption = Path("artifacts"),
 ) -> None:
-    """Train a LoRA adapter into <artifacts>/<profile>/train/<runtime>/; re-run after a kill to resume."""
+    """Train a LoRA adapter into <artifacts>/<profile>/train/seed-<seed>/<runtime>/; re-run after a kill to resume."""
     from .tracking import tracked_run
     from .training.sft_data import kept_examples
-    from .training.train_stage import base_model_source, run_train_stage
+    from .layout import train_dir
+    from .training.base_model import base_model_source
+    from .training.train_stage import run_train_stage
 
     with _user_errors():
         _check_runtime(runtime)
         settings = load_settings(profile, params)
-        train = settings.sections.train
+        seed = _training_seed(settings, seed, params)
+        train = settings.sections.train.model_copy(update={"seed": seed})
         run_params = {"runtime": runtime, "base": settings.sections.base.model or "tiny"} | {
             k: v for k, v in train.model_dump().items() if not isinstance(v, dict)
         } | {f"lora.{k}": v for k, v in train.lora.model_dump().items()} | {f"quantization.{k}": v for k, v in train.quantization.model_dump().items()}
-        out_dir = artifacts / profile / "train" / runtime
+        out_dir = train_dir(artifacts / profile, seed, runtime)
         base_model_source(settings.sections.base, artifacts / profile / "base")  # fail before opening a run
         kept_examples(artifacts / profile / "traces" / runtime)
-        with _stage_log(artifacts, profile, f"train-{runtime}"), tracked_run(
-                root=Path.cwd(), profile=profile, stage="train", run_name=f"train-{runtime}", params=run_params,
-                tags={"dvc_stage": f"train@{profile}-{runtime}"}) as mlflow:
+        with _stage_log(artifacts, profile, f"train-{runtime}-{seed}"), tracked_run(
+                root=Path.cwd(), profile=profile, stage="train", run_name=f"train-{runtime}-{seed}", params=run_params,
+                tags={"dvc_stage": f"train@{profile}-{runtime}-{seed}"}) as mlflow:
             summary = run_train_stage(
                 params=train, base=settings.sections.base, base_dir=artifacts / profile / "base",
                 traces_dir=artifacts / profile / "traces" / runtime, out_dir=out_dir,
@@ -279,43 +294,61 @@ def train_run(
 PublishedDirOption = Annotated[Path, typer.Option("--published", help="The imported data (data fetch-published writes it).")]
 
 
-def _evaluation_inputs(sections: Any, profile_dir: Path) -> Any:
-    """What the evaluate stage reads, from a profile's settings: the precondition stage starts from it too."""
+def _evaluation_inputs(sections: Any, profile_dir: Path, seed: int | None) -> Any:
+    """What the evaluate stage reads, from a profile's settings: the precondition stage starts from it too.
+    seed None: the base model's cells (evaluation/base/); else the students of that training seed."""
     from .evaluate.stage import EvaluationInputs
+    from .layout import evaluation_dir
 
     return EvaluationInputs(profile_dir=profile_dir, params=sections.evaluate, agent=sections.agent, limits=sections.runtime,
-                            base=sections.base, tokenizer=sections.student.tokenizer)
+                            base=sections.base, tokenizer=sections.student.tokenizer, seed=seed,
+                            out_dir=evaluation_dir(profile_dir, seed))
 
 
 @app.command("evaluate")
 def evaluate(
     profile: ProfileOption = "mini",
+    seed: SeedOption = None,
+    base: Annotated[bool, typer.Option("--base", help="The base model's 4 cells (trained on no runtime, so on no seed) instead.")] = False,
     cell: Annotated[
         list[str] | None,
-        typer.Option("--cell", "-c", help="Only this cell, e.g. trained-persistent.stateless.easy (repeatable); default: all 12."),
+        typer.Option("--cell", "-c", help="Only this cell, e.g. trained-persistent.stateless.easy (repeatable); default: all of the group."),
     ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
     artifacts: ArtifactsOption = Path("artifacts"),
 ) -> None:
-    """Run the evaluation matrix into <artifacts>/<profile>/evaluation/; re-run after a kill to resume."""
+    """Run one group of the 12-cell matrix: the 8 cells of one training seed's students into
+    <artifacts>/<profile>/evaluation/seed-<seed>/, or (--base) the base model's 4 cells into
+    evaluation/base/. Re-run after a kill to resume."""
     from .evaluate.results import Cell, all_cells
     from .evaluate.stage import policy_factory, run_cells
+    from .revision import git_revision
     from .tracking import tracked_run
 
     with _user_errors():
         settings = load_settings(profile, params)
         sections = settings.sections
-        cells = [Cell.parse(c) for c in cell] if cell else all_cells()
-        inputs = _evaluation_inputs(sections, artifacts / profile)
+        if base and seed is not None:
+            raise UserError("--base and --seed: give one (the base model's cells depend on no training seed)")
+        seed = None if base else _training_seed(settings, seed, params)
+        group = [c for c in all_cells() if (c.model == "base") == base]
+        cells = [Cell.parse(c) for c in cell] if cell else group
+        outside = [c.id for c in cells if c not in group]
+        if outside:
+            raise UserError(f"--cell {outside[0]}: not in this group ({'--base' if base else '--seed'}: "
+                            f"{', '.join(c.id for c in group)})")
+        inputs = _evaluation_inputs(sections, artifacts / profile, seed)
         for c in cells:  # a missing model or task file fails here, before any run opens
             inputs.tasks(c), inputs.base_model(), inputs.adapter(c.model)
         run_params = {"engine": sections.evaluate.engine, "episodes_per_cell": sections.evaluate.episodes_per_cell,
                       "concurrent_episodes": sections.evaluate.concurrent_episodes, "base": inputs.base_model(),
                       "cells": ",".join(c.id for c in cells)} | {f"decoding.{k}": v for k, v in sections.evaluate.decoding.model_dump().items()}
-        with _stage_log(artifacts, profile, "evaluate"), tracked_run(
-                root=Path.cwd(), profile=profile, stage="evaluate", run_name="evaluate", params=run_params) as mlflow:
+        name = "evaluate-base" if seed is None else f"evaluate-{seed}"
+        with _stage_log(artifacts, profile, name), tracked_run(
+                root=Path.cwd(), profile=profile, stage="evaluate", run_name=name, params=run_params | {"seed": seed}) as mlflow:
             inputs.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(inputs.out_dir / PARENT_RUN_ID_FILE, mlflow.active_run().info.run_id + "\n")
+            atomic_write_text(inputs.out_dir / EVALUATION_CODE_FILE, git_revision(Path.cwd(), exclude=[Path("paper")]) + "\n")
 
             def log_cell(done: Cell, summary: dict) -> None:
                 with mlflow.start_run(run_name=done.id, nested=True, experiment_id=mlflow.active_run().info.experiment_id,
@@ -390,6 +423,7 @@ def _analysis_dir(artifacts: Path, profile: str) -> Path:
 @app.command("precondition")
 def precondition(
     profile: ProfileOption = "mini",
+    seed: SeedOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
     artifacts: ArtifactsOption = Path("artifacts"),
     reference: Annotated[Path, typer.Option("--reference", help="The claims' reference file; its preconditions.first_block_rate is the threshold.")]
@@ -397,7 +431,7 @@ def precondition(
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only this student (trained-persistent or trained-stateless; "
                                                     "repeatable); the check holds only when both students were checked.")] = None,
 ) -> None:
-    """First turns of both fine-tuned students in both runtimes on the dev task sets, into <artifacts>/<profile>/precondition/.
+    """First turns of one training seed's students in both runtimes on the dev task sets, into <artifacts>/<profile>/precondition/seed-<seed>/.
 
     Prints each cell's share of first turns whose block ran (parsed and executed) and whether
     every cell meets the reference's threshold: the precondition of any cross-runtime
@@ -412,11 +446,13 @@ def precondition(
         unknown = sorted(set(model or ()) - set(FINE_TUNED))
         if unknown:
             raise UserError(f"--model {unknown[0]!r}: expected one of {', '.join(FINE_TUNED)}")
-        sections = load_settings(profile, params).sections
-        inputs = precondition_inputs(_evaluation_inputs(sections, artifacts / profile), sections.precondition)
+        settings = load_settings(profile, params)
+        sections = settings.sections
+        seed = _training_seed(settings, seed, params)
+        inputs = precondition_inputs(_evaluation_inputs(sections, artifacts / profile, seed), sections.precondition)
         for c in fine_tuned_cells(models):  # a missing model or task file fails here, before any model loads
             inputs.tasks(c), inputs.adapter(c.model)
-        with _stage_log(artifacts, profile, "precondition"), policy_factory(inputs) as make_policy:
+        with _stage_log(artifacts, profile, f"precondition-{seed}"), policy_factory(inputs) as make_policy:
             summary = run_precondition(inputs, make_policy, threshold=threshold, models=models)
     table = Table("cell (dev sets, first turn)", "episodes", "first block ran", f">= {threshold:.0%}")
     for cell_id, c in summary["cells"].items():
@@ -424,7 +460,7 @@ def precondition(
     Console().print(table)
     met = sum(c["holds"] for c in summary["cells"].values())
     verdict = "holds" if summary["holds"] else "FAILS" if met < len(summary["cells"]) else "is not settled (one student checked)"
-    print(f"prompt style {summary['prompt_style']}: {met} of {len(summary['cells'])} cells reach {threshold:.0%}; the precondition {verdict}")
+    print(f"seed {seed}, prompt style {summary['prompt_style']}: {met} of {len(summary['cells'])} cells reach {threshold:.0%}; the precondition {verdict}")
 
 
 @app.command("analyze")

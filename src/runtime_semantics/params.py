@@ -96,9 +96,18 @@ class ParamsFile(Section):
 
     task_family: TaskFamily
     published: PublishedParams
+    training_seeds: list[int] = Field(
+        min_length=1, description="the training seeds every profile has stages for; the first is the one run by default"
+    )
     smoke: ProfileParams
     mini: ProfileParams
     paper: ProfileParams
+
+    @model_validator(mode="after")
+    def _distinct_seeds(self) -> ParamsFile:
+        if len(set(self.training_seeds)) != len(self.training_seeds) or min(self.training_seeds) < 0:
+            raise ValueError("training_seeds: distinct non-negative integers, e.g. [3407, 3408, 3409]")
+        return self
 
     def task_family_of(self, profile: str) -> TaskFamily:
         """The profile's own task family (`<profile>.tasks.family`), or the paper's."""
@@ -112,6 +121,7 @@ class Settings(BaseModel):
     profile: str
     task_family: TaskFamily
     sections: ProfileParams
+    training_seeds: list[int]
 
 
 def load_params_file(path: Path = DEFAULT_PARAMS_PATH) -> ParamsFile:
@@ -138,4 +148,5 @@ def load_settings(profile: str, path: Path = DEFAULT_PARAMS_PATH) -> Settings:
     if profile not in PROFILES:
         raise UserError(f"{path}: unknown profile {profile!r}; expected one of: {', '.join(PROFILES)}")
     params = load_params_file(path)
-    return Settings(profile=profile, task_family=params.task_family_of(profile), sections=getattr(params, profile))
+    return Settings(profile=profile, task_family=params.task_family_of(profile), sections=getattr(params, profile),
+                    training_seeds=params.training_seeds)

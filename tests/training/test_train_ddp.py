@@ -45,7 +45,7 @@ def _copy(workspace, name, processes):
 
 def _command():
     """What scripts/run-stage runs for `train run` (without its venv and preflight steps)."""
-    return [sys.executable, "-m", "runtime_semantics.training.train_stage", "launch",
+    return [sys.executable, "-m", "runtime_semantics.launch", "launch",
             "train", "run", "--profile", "smoke", "--runtime", "persistent"]
 
 

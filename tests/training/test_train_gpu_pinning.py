@@ -13,7 +13,7 @@ import yaml
 
 from helpers import REPO_ROOT
 from runtime_semantics import preflight
-from runtime_semantics.training import train_stage
+from runtime_semantics import launch
 
 GIB = 2**30
 
@@ -41,7 +41,7 @@ def _launched(monkeypatch, argv, environ):
     monkeypatch.setattr(os, "execve", record)
     monkeypatch.setattr(os, "environ", environ)
     with pytest.raises(SystemExit):
-        train_stage.main(["launch", *argv])
+        launch.main(["launch", *argv])
     [(command, environment)] = launched
     return command, environment
 
@@ -66,7 +66,7 @@ def test_several_processes_keep_every_gpu_for_accelerate(three_gpus, monkeypatch
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["paper"]["train"]["processes"] = 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    assert train_stage.launch_environment(_argv(tmp_path / "params.yaml"), {"A": "1"}) == {"A": "1"}
+    assert launch.launch_environment(_argv(tmp_path / "params.yaml"), {"A": "1"}) == {"A": "1"}
     monkeypatch.chdir(REPO_ROOT)  # the accelerate config path in params is relative to the repository root
     command, environment = _launched(monkeypatch, _argv(tmp_path / "params.yaml"), {"A": "1"})
     assert "accelerate.commands.launch" in command and "CUDA_VISIBLE_DEVICES" not in (environment or {})
@@ -76,4 +76,4 @@ def test_one_gpu_or_none_changes_nothing(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert train_stage.launch_environment(_argv(REPO_ROOT / "params.yaml"), {"A": "1"}) == {"A": "1"}
+    assert launch.launch_environment(_argv(REPO_ROOT / "params.yaml"), {"A": "1"}) == {"A": "1"}

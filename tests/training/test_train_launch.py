@@ -14,7 +14,7 @@ from helpers import REPO_ROOT
 from runtime_semantics.errors import UserError
 from runtime_semantics.params import load_settings
 from runtime_semantics.training.settings import per_process_batch
-from runtime_semantics.training.train_stage import launch_command
+from runtime_semantics.launch import launch_command
 
 
 def _train(profile="paper", **changes):
@@ -62,14 +62,14 @@ def test_two_processes_run_it_under_accelerate_launch_with_the_committed_config(
     assert command[1:3] == ["-m", "accelerate.commands.launch"]
     assert command[command.index("--config_file") + 1] == "configs/accelerate/ddp.yaml"
     assert command[command.index("--num_processes") + 1] == "2"
-    assert command[-len(argv) - 3:] == ["-m", "runtime_semantics.training.train_stage", "worker", *argv]
+    assert command[-len(argv) - 3:] == ["-m", "runtime_semantics.launch", "worker", *argv]
     config = yaml.safe_load((REPO_ROOT / "configs" / "accelerate" / "ddp.yaml").read_text())
     assert config["distributed_type"] == "MULTI_GPU" and config["num_machines"] == 1  # torchrun: one process per device
 
 
 def test_the_launcher_prints_its_command_and_names_a_bad_config(tmp_path):
     params = _write(tmp_path, 2)
-    args = [sys.executable, "-m", "runtime_semantics.training.train_stage", "command", "train", "run", "--profile", "smoke",
+    args = [sys.executable, "-m", "runtime_semantics.launch", "command", "train", "run", "--profile", "smoke",
             "--runtime", "persistent", "--params", str(params)]
     shown = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "accelerate.commands.launch" in shown.stdout and "--num_processes 2" in shown.stdout

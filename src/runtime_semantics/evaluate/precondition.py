@@ -8,7 +8,7 @@ of first turns whose block ran (parsed and executed; errors inside the code allo
 8 fine-tuned cells, on the dev task sets (their own seed: pilots and recipe choices never see
 an evaluation task) and on first turns only (so it never sees a cross-runtime score).
 
-Output: `artifacts/<profile>/precondition/<cell>/` (one result file per first turn, resumable
+Output, per training seed: `artifacts/<profile>/precondition/seed-<S>/<cell>/` (one result file per first turn, resumable
 like the evaluate stage) and `summary.json` with each cell's rate and the verdict against the
 threshold the caller passes (paper/reference.yaml's `preconditions.first_block_rate`).
 """
@@ -20,11 +20,11 @@ import json
 from typing import Any
 
 from ..files import atomic_write_text
+from ..layout import precondition_dir
 from .results import DIFFICULTIES, RUNTIMES, Cell
 from .settings import PreconditionParams
 from .stage import TRAINED_ON, EvaluationInputs, PolicyFactory, run_cells
 
-OUT_NAME = "precondition"
 FINE_TUNED = tuple(model for model, runtime in TRAINED_ON.items() if runtime is not None)
 
 
@@ -34,13 +34,15 @@ def fine_tuned_cells(models: tuple[str, ...] = FINE_TUNED) -> list[Cell]:
 
 
 def precondition_inputs(evaluation: EvaluationInputs, params: PreconditionParams) -> EvaluationInputs:
-    """The evaluation's settings with the dev sets, one turn per episode and this stage's own folder."""
+    """The evaluation's settings (of one training seed) with the dev sets, one turn per episode and this stage's own folder."""
+    assert evaluation.seed is not None, "the precondition checks fine-tuned students: give a training seed"
     return dataclasses.replace(
         evaluation,
         params=evaluation.params.model_copy(update={"episodes_per_cell": params.episodes_per_cell}),
         agent=evaluation.agent.model_copy(update={"max_turns": 1}),
         split="dev",
-        out_name=OUT_NAME,
+        out_dir=precondition_dir(evaluation.profile_dir, evaluation.seed),
+        section="precondition",
     )
 
 
@@ -56,6 +58,7 @@ def run_precondition(
         for cell_id, s in summaries.items()
     }
     summary = {
+        "seed": inputs.seed,
         "prompt_style": inputs.agent.prompt_style.value,
         "task_sets": [f"{inputs.split}_{d}" for d in DIFFICULTIES],
         "threshold": threshold,

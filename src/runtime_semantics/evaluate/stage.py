@@ -33,13 +33,14 @@ from ..agent.tokens import TokenCounter
 from ..errors import UserError
 from ..code_closure import digest_code
 from ..files import atomic_write_text, prepare_resumable_dir
+from ..layout import train_dir
 from ..policies.base import Policy, PolicyError
 from ..progress import ProgressLog
 from ..runtime import RuntimeLimits
 from ..tasks import TaskInstance, read_tasks
 from ..tokenizer import CHAT_TEMPLATE_PATH
 from ..training.base_model import BaseParams
-from ..training.train_stage import base_model_source
+from ..training.base_model import base_model_source
 from .results import Cell, EpisodeResult, cell_dir, read_result, result_path, write_result
 from .settings import EvaluateParams
 
@@ -57,12 +58,10 @@ class EvaluationInputs:
     limits: RuntimeLimits
     base: BaseParams
     tokenizer: str
+    seed: int | None  # the training seed whose adapters the fine-tuned cells load (None: base cells only)
+    out_dir: Path  # layout.py: evaluation/base/, evaluation/seed-<S>/ or precondition/seed-<S>/
     split: str = "eval"  # task files <split>_<difficulty>.jsonl: the evaluation sets, or the dev sets of the precondition stage
-    out_name: str = "evaluation"
-
-    @property
-    def out_dir(self) -> Path:
-        return self.profile_dir / self.out_name
+    section: str = "evaluate"  # the params section that sets episodes_per_cell (named in errors)
 
     def base_model(self) -> str:
         return base_model_source(self.base, self.profile_dir / "base")
@@ -71,9 +70,11 @@ class EvaluationInputs:
         runtime = TRAINED_ON[model]
         if runtime is None:
             return None
-        folder = self.profile_dir / "train" / runtime / "adapter"
+        if self.seed is None:
+            raise UserError(f"model {model}: a fine-tuned model needs a training seed (evaluate --seed S)")
+        folder = train_dir(self.profile_dir, self.seed, runtime) / "adapter"
         if not (folder / "adapter_config.json").exists():
-            raise UserError(f"{folder}: no trained adapter here (run `dvc repro train@<profile>-{runtime}` first)")
+            raise UserError(f"{folder}: no trained adapter here (run `dvc repro train@<profile>-{runtime}-{self.seed}` first)")
         return folder
 
     def tasks(self, cell: Cell) -> list[TaskInstance]:
@@ -83,8 +84,7 @@ class EvaluationInputs:
         tasks = read_tasks(path)
         n = self.params.episodes_per_cell
         if len(tasks) < n:
-            section = "evaluate" if self.out_name == "evaluation" else self.out_name
-            raise UserError(f"{path}: has {len(tasks)} tasks but {section}.episodes_per_cell is {n}")
+            raise UserError(f"{path}: has {len(tasks)} tasks but {self.section}.episodes_per_cell is {n}")
         return tasks[:n]
 
 
@@ -221,7 +221,7 @@ def policy_factory(inputs: EvaluationInputs) -> Iterator[PolicyFactory]:
     if inputs.params.engine == "vllm" and not vllm_available():
         log.warning("evaluate.engine is 'vllm' but vllm is not installed: using transformers in this process instead")
     elif inputs.params.engine == "vllm":
-        adapters = {m: inputs.adapter(m) for m in TRAINED_ON if TRAINED_ON[m] is not None}
+        adapters = {m: inputs.adapter(m) for m in TRAINED_ON if TRAINED_ON[m] is not None and inputs.seed is not None}
         log_file = inputs.profile_dir / "logs" / "vllm.log"
         with serve_models(inputs.base_model(), adapters, inputs.params, inputs.agent.context_limit_tokens, log_file) as served:
             from ..policies.endpoint import EndpointPolicy

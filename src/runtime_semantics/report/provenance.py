@@ -1,32 +1,17 @@
 """Which code and which data a report was made from: the git revision and DVC's record of the results.
 
-"Uncommitted changes" means changed tracked files, leaving out the report's own outputs and
-dvc.lock: the pipeline rewrites both as it runs, so counting them would mark every second
-rendering dirty and re-rendering would never be byte-identical.
+The git revision is revision.py's (the evaluate stage records it too, beside its outputs).
 """
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-DVC_LOCK = "dvc.lock"
+from ..revision import DVC_LOCK, git_revision
 
-
-def git_revision(root: Path, exclude: Sequence[Path] = ()) -> str:
-    """'<commit>', '<commit>+dirty' when tracked files other than `exclude` changed, 'unknown' outside git."""
-    excluded = [f":(exclude){Path(p).as_posix()}" for p in (*exclude, DVC_LOCK)]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        changes = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded], cwd=root, capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + ("+dirty" if changes.strip() else "")
+__all__ = ["DVC_LOCK", "dvc_revision", "git_revision"]
 
 
 def dvc_revision(root: Path, data_path: str) -> str:

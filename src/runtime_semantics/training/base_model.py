@@ -433,3 +433,14 @@ def run_base_stage(params: BaseParams, family_easy: DifficultySettings, out_dir:
     if params.shipped:
         return use_shipped_base(params, family_easy, out_dir)
     return build_tiny_base(params, family_easy, out_dir)
+
+
+def base_model_source(base: BaseParams, base_dir: Path) -> str:
+    """Where the base weights are: the base stage's folder (tiny) or the Hub id / local path (hub)."""
+    if base.kind == "hub":
+        assert base.model is not None
+        return base.model
+    model_dir = Path(base_dir) / "model"
+    if not (model_dir / "config.json").exists():
+        raise UserError(f"{model_dir}: no base model here (run the base stage first: `dvc repro base@<profile>`)")
+    return str(model_dir)

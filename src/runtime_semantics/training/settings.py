@@ -57,7 +57,8 @@ class TrainParams(Section):
     weight_decay: float = Field(ge=0, description="AdamW weight decay (paper: 0.01)")
     max_grad_norm: float = Field(1.0, gt=0)
     validation_fraction: float = Field(ge=0, lt=1, description="held-out share of examples for eval loss (paper: 0.05)")
-    seed: int = Field(description="data order, adapter initialisation and dropout (paper: 3407)")
+    seed: int = Field(3407, description="data order, adapter initialisation and dropout (paper: 3407); set per run from "
+                      "params.yaml's top-level training_seeds by `train run --seed`")
     gradient_checkpointing: bool = Field(description="recompute activations in the backward pass to save memory")
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
         "sdpa", description="paper: flash attention (needs a CUDA GPU and the flash-attn package)"
