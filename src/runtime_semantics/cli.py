@@ -49,7 +49,6 @@ PUBLISHED = "published"  # artifacts/published/: the authors' data, imported by 
 PARENT_RUN_ID_FILE = "mlflow_parent_run_id.txt"  # the evaluate stage's MLflow run; analyze and report log into it
 ArtifactsOption = Annotated[Path, typer.Option("--artifacts", help="Root of the outputs; a profile writes under <root>/<profile>/.")]
 SeedOption = Annotated[int | None, typer.Option("--seed", "-s", help="Training seed (one of params.yaml's training_seeds); default: the first.")]
-EVALUATION_CODE_FILE = "code_revision.txt"  # beside an evaluation's cells: the git revision of the code that produced them
 
 
 def _training_seed(settings: Any, seed: int | None, params: Path) -> int:
@@ -320,7 +319,7 @@ def evaluate(
     """Run one group of the 12-cell matrix: the 8 cells of one training seed's students into
     <artifacts>/<profile>/evaluation/seed-<seed>/, or (--base) the base model's 4 cells into
     evaluation/base/. Re-run after a kill to resume."""
-    from .evaluate.results import Cell, all_cells
+    from .evaluate.results import CODE_REVISION_FILE, Cell, all_cells
     from .evaluate.stage import policy_factory, run_cells
     from .revision import git_revision
     from .tracking import tracked_run
@@ -348,7 +347,7 @@ def evaluate(
                 root=Path.cwd(), profile=profile, stage="evaluate", run_name=name, params=run_params | {"seed": seed}) as mlflow:
             inputs.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(inputs.out_dir / PARENT_RUN_ID_FILE, mlflow.active_run().info.run_id + "\n")
-            atomic_write_text(inputs.out_dir / EVALUATION_CODE_FILE, git_revision(Path.cwd(), exclude=[Path("paper")]) + "\n")
+            atomic_write_text(inputs.out_dir / CODE_REVISION_FILE, git_revision(Path.cwd(), exclude=[Path("paper")]) + "\n")
 
             def log_cell(done: Cell, summary: dict) -> None:
                 with mlflow.start_run(run_name=done.id, nested=True, experiment_id=mlflow.active_run().info.experiment_id,
@@ -420,6 +419,15 @@ def _analysis_dir(artifacts: Path, profile: str) -> Path:
     return artifacts / "published-analysis" if profile == PUBLISHED else artifacts / profile / "analysis"
 
 
+def _parent_run_file(artifacts: Path, profile: str) -> Path:
+    """The MLflow run analyze and report log into: the first training seed's evaluate run (the base model's without one)."""
+    from .layout import BASE_EVALUATION, seed_folder, seeds_in
+
+    evaluation = artifacts / profile / "evaluation"
+    seeds = seeds_in(evaluation)
+    return evaluation / (seed_folder(seeds[0]) if seeds else BASE_EVALUATION) / PARENT_RUN_ID_FILE
+
+
 @app.command("precondition")
 def precondition(
     profile: ProfileOption = "mini",
@@ -471,6 +479,9 @@ def analyze(
 ) -> None:
     """Summarise, test and plot the evaluation results into <artifacts>/<profile>/analysis/ (analysis.json, figures/, tables/).
 
+    Every training seed found under evaluation/seed-<S>/ is analysed on its own (paired by task)
+    and pooled (pairs are (seed, task)), with the spread between seeds.
+
     `--profile published` analyses the authors' own evaluation traces imported by
     `data fetch-published` (artifacts/published/), with the paper profile's statistics settings."""
     from .analyze.stage import run_analysis_stage
@@ -482,9 +493,9 @@ def analyze(
         out_dir = _analysis_dir(artifacts, profile)
         record = run_analysis_stage(
             profile=profile, evaluation_dir=evaluation_dir, train_dir=artifacts / profile / "train", out_dir=out_dir, params=settings,
-            precondition_file=artifacts / profile / "precondition" / "summary.json",
+            precondition_root=artifacts / profile / "precondition",
         )
-        with parent_or_own_run(root=Path.cwd(), profile=profile, stage="analyze", parent_run_id_file=evaluation_dir / PARENT_RUN_ID_FILE,
+        with parent_or_own_run(root=Path.cwd(), profile=profile, stage="analyze", parent_run_id_file=_parent_run_file(artifacts, profile),
                                params=settings.model_dump()) as mlflow:
             mlflow.log_artifacts(str(out_dir), artifact_path="analysis")
     print(f"{record.episodes} episodes in {len(record.cells)} cells: {out_dir}")
@@ -505,7 +516,7 @@ def report(
         load_settings(_settings_profile(profile), params)  # a bad params file or profile fails here, like every stage
         outputs = run_report_stage(root=Path.cwd(), profile=profile, analysis_dir=_analysis_dir(artifacts, profile), paper_dir=paper)
         with parent_or_own_run(root=Path.cwd(), profile=profile, stage="report",
-                               parent_run_id_file=artifacts / profile / "evaluation" / PARENT_RUN_ID_FILE, params={"paper": str(paper)}) as mlflow:
+                               parent_run_id_file=_parent_run_file(artifacts, profile), params={"paper": str(paper)}) as mlflow:
             for path in outputs.values():
                 if path.is_dir():
                     mlflow.log_artifacts(str(path), artifact_path=f"report/{path.name}")

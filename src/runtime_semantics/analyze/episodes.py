@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..evaluate.results import RESULT_SUFFIX, EpisodeResult, iter_results
+from ..layout import BASE_EVALUATION, seed_folder, seeds_in
 from .behaviour import cross_turn_reuse, reads_task_constants
 
 FORMAT_ERROR = "format error"
@@ -62,9 +63,41 @@ def load_episodes(evaluation_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def load_seed_groups(evaluation_dir: Path) -> list[tuple[int | None, pd.DataFrame]]:
+    """Per training seed, its 12 cells' episodes: the base model's cells (evaluation/base/, trained on
+    no seed, so the same rows in every group) and the seed's own (evaluation/seed-<S>/), with a `seed`
+    column. A folder of cell folders (the authors' published run) is one group whose seed is None."""
+    evaluation_dir = Path(evaluation_dir)
+    seeds = seeds_in(evaluation_dir)
+    base_dir = evaluation_dir / BASE_EVALUATION
+    if not seeds and not base_dir.is_dir():
+        return [(None, load_episodes(evaluation_dir).assign(seed=None))]
+    base = load_episodes(base_dir) if base_dir.is_dir() else pd.DataFrame()
+    if not seeds:
+        return [(None, base.assign(seed=None))]
+    return [(seed, pd.concat([base, load_episodes(evaluation_dir / seed_folder(seed))], ignore_index=True).assign(seed=seed))
+            for seed in seeds]
+
+
+def pooled_episodes(groups: list[tuple[int | None, pd.DataFrame]], *, shared_once: bool) -> pd.DataFrame:
+    """All groups in one table, episode ids made `<seed>/<task>` so pairs stay within a seed.
+
+    shared_once: the base model's rows once (for its cell summaries: the same episodes are not
+    more evidence because several seeds share them); otherwise once per seed (for paired tests,
+    whose pairs are (seed, task))."""
+    if len(groups) == 1:
+        return groups[0][1]
+    frames = []
+    for i, (seed, frame) in enumerate(groups):
+        if shared_once and i > 0:
+            frame = frame[frame["model"] != "base"]
+        frames.append(frame.assign(episode_id=[f"{seed}/{e}" for e in frame["episode_id"]]))
+    return pd.concat(frames, ignore_index=True)
+
+
 def results_digest(evaluation_dir: Path) -> str:
     """sha256 over every result file's path and bytes: names exactly the data a report was made from."""
     digest = hashlib.sha256()
-    for path in sorted(Path(evaluation_dir).glob(f"*/*{RESULT_SUFFIX}")):
+    for path in sorted(Path(evaluation_dir).rglob(f"*{RESULT_SUFFIX}")):
         digest.update(path.relative_to(evaluation_dir).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

@@ -242,15 +242,44 @@ def score_vs_tokens(cells: Sequence[CellSummary]) -> Figure:
 
 
 def training_loss_curves(losses: pd.DataFrame) -> Figure:
-    """Training and validation loss against optimizer step, one line per training condition."""
+    """Training and validation loss against optimizer step, one line per training condition and seed."""
     data = losses.assign(training=lambda d: d["runtime"] + " traces")
     palette = {f"{runtime} traces": colour for runtime, colour in TRAINING_COLOURS.items()}
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    sns.lineplot(data=data, x="step", y="loss", hue="training", style="split", palette=palette, markers=True, dashes=True, ax=ax)
+    sns.lineplot(data=data, x="step", y="loss", hue="training", style="split", units="seed", estimator=None, palette=palette,
+                 markers=True, dashes=True, ax=ax)
     ax.set_xlabel("Optimizer step")
     ax.set_ylabel("Loss (assistant tokens)")
     ax.legend(title=None)
     fig.tight_layout()
+    return fig
+
+
+def score_by_seed(seeds: Sequence[tuple[int | None, Sequence[CellSummary]]]) -> Figure:
+    """Mean score per condition, one point (with its 95% bootstrap interval) per training seed: the spread
+    between fine-tuning runs beside the spread within one."""
+    cells = [c for _, group in seeds for c in group]
+    difficulties = _difficulties([c.difficulty for c in cells])
+    conditions = _conditions([c.condition for c in cells])
+    fig, axes = _panels(difficulties, height=0.55 * len(conditions) + 1.6)
+    offsets = {seed: (i - (len(seeds) - 1) / 2) * 0.18 for i, (seed, _) in enumerate(seeds)}
+    markers = "osD^vP*X"
+    for ax, difficulty in zip(axes, difficulties, strict=True):
+        for i, (seed, group) in enumerate(seeds):
+            for cell in (c for c in group if c.difficulty == difficulty):
+                row = conditions.index(cell.condition) + offsets[seed]
+                v, lo, hi = cell.score_pct.value, cell.score_pct.low, cell.score_pct.high
+                ax.errorbar(v, row, xerr=[[v - lo], [hi - v]], fmt=markers[i % len(markers)], color=CONDITION_COLOURS[cell.condition],
+                            markeredgecolor="black", capsize=2, linewidth=1, label=f"seed {seed}" if ax is axes[0] else None)
+        ax.set_yticks(range(len(conditions)), [condition_label(c) for c in conditions])
+        ax.set_xlabel("Score (% of optimal, 95% CI per seed)")
+        ax.set_xlim(*PERCENT_AXIS)
+    axes[0].set_ylabel("condition (training → runtime)")
+    axes[0].invert_yaxis()
+    handles = [plt.Line2D([], [], marker=markers[i % len(markers)], linestyle="none", color="grey", markeredgecolor="black")
+               for i in range(len(seeds))]
+    fig.legend(handles, [f"seed {seed}" for seed, _ in seeds], loc="lower center", ncol=len(seeds), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -263,8 +292,12 @@ def save_figure(fig: Figure, out_dir: Path, name: str) -> None:
     plt.close(fig)
 
 
-def write_figures(out_dir: Path, cells: Sequence[CellSummary], episodes: pd.DataFrame, losses: pd.DataFrame) -> list[str]:
-    """Draw and save every figure the data allows; the loss curves only when training logs exist."""
+def write_figures(
+    out_dir: Path, cells: Sequence[CellSummary], episodes: pd.DataFrame, losses: pd.DataFrame,
+    seeds: Sequence[tuple[int | None, Sequence[CellSummary]]] = (),
+) -> list[str]:
+    """Draw and save every figure the data allows; the loss curves only when training logs exist, the
+    per-seed scores only with more than one training seed."""
     drawings = {
         "score_by_condition": lambda: score_by_condition(cells),
         "score_vs_tokens": lambda: score_vs_tokens(cells),
@@ -274,6 +307,8 @@ def write_figures(out_dir: Path, cells: Sequence[CellSummary], episodes: pd.Data
         "first_failure_kinds": lambda: first_failure_kinds(cells),
         "steps_distribution": lambda: steps_distribution(episodes),
     }
+    if len(seeds) > 1:
+        drawings["score_by_seed"] = lambda: score_by_seed(seeds)
     if not losses.empty:
         drawings["training_loss_curves"] = lambda: training_loss_curves(losses)
     with figure_style():

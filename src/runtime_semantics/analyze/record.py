@@ -101,6 +101,29 @@ class EquivalenceTest(_Record):
     power: float | None = Field(description="chance TOST shows equivalence if the observed difference and spread were true")
 
 
+class SeedAnalysis(_Record):
+    """One training seed's 12 cells (the base model's are shared by every seed) and its tests, paired by task."""
+
+    seed: int | None = Field(description="the training seed; None for a run without seeds (the authors' published one)")
+    cells: list[CellSummary]
+    paired_tests: list[PairedTest]
+    equivalence_tests: list[EquivalenceTest]
+    precondition: dict | None = Field(None, description="this seed's precondition stage summary; None when not run")
+
+
+class SeedSpread(_Record):
+    """One cell's score across training seeds: each seed's mean, their mean and the spread between them."""
+
+    cell: str
+    condition: str
+    difficulty: str
+    seed_means: dict[str, float] = Field(description="seed -> mean score % of that seed's episodes")
+    mean: float = Field(description="mean of the seeds' means")
+    low: float = Field(description="the lowest seed's mean")
+    high: float = Field(description="the highest seed's mean")
+    sd: float | None = Field(description="standard deviation of the seeds' means (n - 1); None with one seed")
+
+
 class AnalysisRecord(_Record):
     profile: str
     settings: AnalyzeParams
@@ -116,7 +139,16 @@ class AnalysisRecord(_Record):
     tables: list[str] = Field(description="table names; each has <name>.md and <name>.tex in tables/")
     training_runtimes: list[str] = Field(description="training conditions whose loss curves were found")
     precondition: dict | None = Field(
-        None, description="the precondition stage's summary (first turns of the fine-tuned students on the dev sets); None when not run"
+        None, description="the precondition stage's summary (first turns of the fine-tuned students on the dev sets), the first "
+        "seed's; None when not run"
+    )
+    seeds: list[SeedAnalysis] = Field(
+        description="per training seed, its own cells and tests; the fields above pool every seed (pairs are (seed, task)), "
+        "and equal the one seed's when there is one"
+    )
+    seed_spread: list[SeedSpread] = Field(description="per cell, the score of each seed and the spread between them")
+    evaluation_code: dict[str, str] = Field(
+        description="evaluation folder (base, seed-<S>) -> the git revision of the code that produced its results"
     )
 
 

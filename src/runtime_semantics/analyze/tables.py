@@ -15,7 +15,7 @@ from pathlib import Path
 from ..agent.metrics import FAILURE_KINDS
 from ..files import atomic_write_text
 from .conditions import condition_label
-from .record import CellSummary, Estimate
+from .record import CellSummary, Estimate, SeedAnalysis
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -100,9 +100,37 @@ def latex_table(table: Table, cells: Sequence[CellSummary]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(out_dir: Path, cells: Sequence[CellSummary]) -> list[str]:
-    """Write <name>.md and <name>.tex for every table; returns the names."""
-    for table in TABLES:
+SEEDS_CAPTION = ("Score per training seed: each seed's mean score (% of optimal) with its 95% bootstrap interval over episodes, "
+                 "the mean of the seeds' means, the lowest and highest seed, and the standard deviation between seeds. The base "
+                 "model is trained on no seed: its cells are the same in every column.")
+
+
+def seeds_table(seeds: Sequence[SeedAnalysis]) -> Table:
+    """One column per training seed: the spread that one fine-tuning run hides."""
+    by_seed = {s.seed: {c.cell: c for c in s.cells} for s in seeds}
+
+    def means(summary: CellSummary) -> list[float]:
+        return [by_seed[s.seed][summary.cell].score_pct.value for s in seeds if summary.cell in by_seed[s.seed]]
+
+    def sd(summary: CellSummary) -> str:
+        values = means(summary)
+        mean = sum(values) / len(values)
+        return f"{(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5:.1f}" if len(values) > 1 else "—"
+
+    return Table("seeds", SEEDS_CAPTION, _LEAD + (
+        *(Column(f"Seed {s.seed} score % [95% CI]", True,
+                 lambda c, seed=s.seed: with_interval(by_seed[seed][c.cell].score_pct) if c.cell in by_seed[seed] else "—")
+          for s in seeds),
+        Column("Mean of seeds", True, lambda c: f"{sum(means(c)) / len(means(c)):.1f}"),
+        Column("Min–max", True, lambda c: f"{min(means(c)):.1f}–{max(means(c)):.1f}"),
+        Column("SD", True, sd),
+    ))
+
+
+def write_tables(out_dir: Path, cells: Sequence[CellSummary], seeds: Sequence[SeedAnalysis] = ()) -> list[str]:
+    """Write <name>.md and <name>.tex for every table (the seeds table with more than one seed); returns the names."""
+    tables = [*TABLES, seeds_table(seeds)] if len(seeds) > 1 else list(TABLES)
+    for table in tables:
         atomic_write_text(Path(out_dir) / f"{table.name}.md", markdown_table(table, cells))
         atomic_write_text(Path(out_dir) / f"{table.name}.tex", latex_table(table, cells))
-    return [table.name for table in TABLES]
+    return [table.name for table in tables]

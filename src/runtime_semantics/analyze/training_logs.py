@@ -1,4 +1,4 @@
-"""Loss histories from the train stage's summaries (`<train dir>/<runtime>/summary.json`).
+"""Loss histories from the train stage's summaries (`<train dir>/seed-<S>/<runtime>/summary.json`).
 
 A summary holds `log_history` as transformers' Trainer.state.log_history: training logs
 carry `loss`, evaluation logs `eval_loss`, both with the optimizer `step`. A training
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import UserError, describe_validation_error
 from ..evaluate.results import RUNTIMES
+from ..layout import seed_folder, seeds_in
 
 log = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"
@@ -35,10 +36,17 @@ class TrainingSummary(BaseModel):
 
 
 def read_loss_curves(train_dir: Path) -> pd.DataFrame:
-    """Rows (runtime, step, split, loss) for every training condition with a summary; empty if none."""
+    """Rows (seed, runtime, step, split, loss) for every training seed and condition with a summary; empty if none."""
+    rows: list[dict[str, object]] = []
+    for seed in seeds_in(train_dir):
+        rows += _seed_curves(Path(train_dir) / seed_folder(seed), seed)
+    return pd.DataFrame(rows, columns=["seed", "runtime", "step", "split", "loss"])
+
+
+def _seed_curves(seed_dir: Path, seed: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for runtime in RUNTIMES:
-        path = Path(train_dir) / runtime / SUMMARY_FILE
+        path = seed_dir / runtime / SUMMARY_FILE
         if not path.exists():
             log.info("%s: no training summary; its loss curve is left out", path)
             continue
@@ -51,5 +59,5 @@ def read_loss_curves(train_dir: Path) -> pd.DataFrame:
         for entry in summary.log_history:
             for split, loss in (("training", entry.loss), ("validation", entry.eval_loss)):
                 if loss is not None:
-                    rows.append({"runtime": runtime, "step": entry.step, "split": split, "loss": loss})
-    return pd.DataFrame(rows, columns=["runtime", "step", "split", "loss"])
+                    rows.append({"seed": seed, "runtime": runtime, "step": entry.step, "split": split, "loss": loss})
+    return rows

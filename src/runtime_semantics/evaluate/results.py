@@ -27,6 +27,7 @@ MODELS: tuple[str, ...] = get_args(ModelName)
 RUNTIMES: tuple[str, ...] = get_args(RuntimeName)
 DIFFICULTIES: tuple[str, ...] = get_args(Difficulty)
 RESULT_SUFFIX = ".result.json"
+CODE_REVISION_FILE = "code_revision.txt"  # beside a folder's cells: the git revision of the code that produced them
 
 
 class Cell(BaseModel):

@@ -11,6 +11,10 @@ first block to run measures the prompt or the format, not the runtime, and must 
 replicated or not replicated. Beside each ratio and difference check, its null reference:
 the same statistic with the base model in place of the mismatched model (a model trained on
 neither runtime), so a reader sees what the statistic gives when nothing was learned.
+
+With several training seeds each check is judged per seed (that seed's cells, paired by task)
+and pooled (pairs are (seed, task)); the reference file's `seeds` rule combines them: a verdict
+of replicated or not replicated needs every seed and the pooled test to agree.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..analyze.conditions import compared_conditions, condition_label, null_reference
 from ..analyze.record import AnalysisRecord, CellSummary, Estimate
 from ..evaluate.results import DIFFICULTIES
-from .reference import Check, Reference, Rule
+from .reference import Check, Reference, Rule, SeedsRule
 
 Verdict = Literal["replicated", "not replicated", "inconclusive", "not testable"]
 # shares are stored as fractions; checks state them in % (a share) or points (a difference of shares)
@@ -58,6 +62,9 @@ class ClaimRow(BaseModel):
     rests_on: str = Field(description="the precondition this row rests on, with the cells it reads")
     null_reference: float | None = Field(None, description="the statistic with the base model in place of the mismatched model")
     null_label: str | None = Field(None, description="the two conditions of the null reference, 'A / B' or 'A − B'")
+    seed_verdicts: dict[str, Verdict] = Field(default_factory=dict, description="training seed -> this check's verdict on that seed alone")
+    seeds_holding: int = Field(0, description="seeds whose own verdict is replicated")
+    pooled_verdict: Verdict | None = Field(None, description="the verdict of the pooled test (every seed's episodes), before the seeds rule")
 
 
 def _scaled(estimate: Estimate, factor: float) -> Estimate:
@@ -196,3 +203,40 @@ def check_claims(reference: Reference, record: AnalysisRecord) -> list[ClaimRow]
                     ours=ours, verdict=verdict, reason=reason, rests_on=rests_on, null_reference=null, null_label=null_label,
                 ))
     return rows
+
+
+def _seed_view(record: AnalysisRecord, index: int) -> AnalysisRecord:
+    seed = record.seeds[index]
+    return record.model_copy(update={"cells": seed.cells, "paired_tests": seed.paired_tests,
+                                     "equivalence_tests": seed.equivalence_tests, "precondition": seed.precondition})
+
+
+def combine_seeds(pooled: ClaimRow, per_seed: dict[str, ClaimRow], rule: SeedsRule) -> ClaimRow:
+    """One row's verdict across seeds by the reference file's rule (every_seed_and_pooled)."""
+    assert rule.rule == "every_seed_and_pooled"
+    verdicts = {seed: row.verdict for seed, row in per_seed.items()}
+    holding = sum(v == "replicated" for v in verdicts.values())
+    n = len(verdicts)
+    blocked = next(((seed, row) for seed, row in per_seed.items() if row.verdict == "not testable"), None)
+    if blocked is not None:
+        verdict, reason = "not testable", f"seed {blocked[0]}: {blocked[1].reason}"
+    elif pooled.ours is None:
+        verdict, reason = pooled.verdict, pooled.reason
+    elif pooled.verdict in ("replicated", "not replicated") and all(v == pooled.verdict for v in verdicts.values()):
+        verdict, reason = pooled.verdict, f"{'holds' if pooled.verdict == 'replicated' else 'fails'} in all {n} seeds and pooled: {pooled.reason}"
+    else:
+        verdict, reason = "inconclusive", f"holds in {holding} of {n} seeds; pooled: {pooled.verdict} ({pooled.reason})"
+    return pooled.model_copy(update={"verdict": verdict, "reason": reason, "seed_verdicts": verdicts, "seeds_holding": holding,
+                                     "pooled_verdict": pooled.verdict})
+
+
+def check_claims_across_seeds(reference: Reference, record: AnalysisRecord) -> list[ClaimRow]:
+    """Every check at every difficulty, judged per training seed and pooled, combined by the seeds rule."""
+    pooled = check_claims(reference, record)
+    labels = [str(s.seed) for s in record.seeds]
+    if len(record.seeds) <= 1:
+        return [row.model_copy(update={"seed_verdicts": dict.fromkeys(labels, row.verdict), "seeds_holding": int(row.verdict == "replicated"),
+                                       "pooled_verdict": row.verdict}) for row in pooled]
+    per_seed = [check_claims(reference, _seed_view(record, i)) for i in range(len(record.seeds))]
+    return [combine_seeds(row, {label: rows[i] for label, rows in zip(labels, per_seed, strict=True)}, reference.seeds)
+            for i, row in enumerate(pooled)]

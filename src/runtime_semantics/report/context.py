@@ -12,9 +12,9 @@ from typing import Any
 
 from ..analyze.conditions import COMPARISONS, CONDITIONS, TESTED_METRICS, condition_label, model_label
 from ..analyze.record import AnalysisRecord
-from ..analyze.tables import TABLES
+from ..analyze.tables import SEEDS_CAPTION, TABLES
 from ..evaluate.results import DIFFICULTIES, MODELS
-from .claims import ClaimRow, check_claims
+from .claims import ClaimRow, check_claims_across_seeds
 from .reference import Reference
 
 METRIC_NAMES = {
@@ -40,7 +40,8 @@ FIGURE_CAPTIONS = {
     "error_types_by_condition": "Failing turns per episode by error type (format errors are turns without one code block).",
     "steps_distribution": "Steps (assistant turns) per episode by condition.",
     "first_failure_kinds": "Episodes by the kind of their first failing turn (or how they ended when no turn failed); each bar sums to 100%.",
-    "training_loss_curves": "Training and validation loss of the two fine-tuning runs.",
+    "training_loss_curves": "Training and validation loss of the fine-tuning runs (one line per runtime and training seed).",
+    "score_by_seed": "Mean score per condition, one point per training seed with its 95% bootstrap interval over episodes.",
 }
 # What each figure and table corresponds to in the paper (its tables and figures: docs/paper.md#tables-and-figures).
 FIGURE_IN_PAPER = {
@@ -52,12 +53,15 @@ FIGURE_IN_PAPER = {
     "steps_distribution": "the steps column of the paper's main table (means; here the whole distribution)",
     "first_failure_kinds": "none; the paper describes its mismatched episodes' failures (missing-variable errors, recovery loops) in its text",
     "training_loss_curves": "none; the paper's summaries give no loss curves",
+    "score_by_seed": "none; the paper fine-tunes once per condition",
 }
 TABLE_IN_PAPER = {
     "main": "the paper's main table (score %, solved, steps, tokens, time, score per 1k tokens)",
     "errors": "the missing-variable rate of the paper's claim 2 and its behavioural diagnostics (state utilization)",
     "failures": "none; it is what every claims check here rests on (the first block must run before the runtime can matter)",
+    "seeds": "none; the paper fine-tunes once per condition and its intervals are over episodes only",
 }
+TABLE_CAPTIONS = {t.name: t.caption for t in TABLES} | {"seeds": SEEDS_CAPTION}
 
 
 PROMPT_STYLE_NOTES = {
@@ -87,6 +91,8 @@ def read_first(record: AnalysisRecord, reference: Reference, rows: list[ClaimRow
         "rows": len(rows),
         "verdicts": dict(verdicts),
         "dev": record.precondition,
+        "seeds": [s.seed for s in record.seeds],
+        "dev_by_seed": [{"seed": s.seed, "summary": s.precondition} for s in record.seeds if s.precondition is not None],
     }
 
 
@@ -115,19 +121,20 @@ def build_context(
     """The template context; figure and table paths are relative to the rendered report."""
     comparisons = {c.id: {"id": c.id, "a": c.a, "b": c.b, "question": c.question} for c in COMPARISONS}
     tests = {metric: [t.model_dump() for t in record.paired_tests if t.metric == metric] for metric in TESTED_METRICS}
-    rows = check_claims(reference, record)
+    rows = check_claims_across_seeds(reference, record)
     return {
         "profile": record.profile,
         "provenance": {
             "git": git, "dvc": dvc, "results_sha256": record.results_sha256, "evaluation_dir": record.evaluation_dir,
+            "evaluation_code": record.evaluation_code,
             "episodes": record.episodes, "cells": len(record.cells), "episodes_per_cell": _episodes_per_cell(record),
             "policies": {model_label(model): ", ".join(ids) for model, ids in sorted(record.policies.items(), key=lambda m: MODELS.index(m[0]))},
         },
         "settings": record.settings.model_dump(),
         "tables": {
-            t.name: {"caption": t.caption, "in_paper": TABLE_IN_PAPER[t.name], "md": (tables_dir / f"{t.name}.md").read_text(encoding="utf-8"),
-                     "tex": (tables_dir / f"{t.name}.tex").read_text(encoding="utf-8")}
-            for t in TABLES
+            name: {"caption": TABLE_CAPTIONS[name], "in_paper": TABLE_IN_PAPER[name], "md": (tables_dir / f"{name}.md").read_text(encoding="utf-8"),
+                   "tex": (tables_dir / f"{name}.tex").read_text(encoding="utf-8")}
+            for name in record.tables
         },
         "figures": [{"name": name, "caption": FIGURE_CAPTIONS[name], "in_paper": FIGURE_IN_PAPER[name], "png": f"figures/{name}.png", "pdf": f"figures/{name}.pdf"}
                     for name in record.figures],
@@ -143,5 +150,7 @@ def build_context(
         "claim_rows": [row.model_dump() for row in rows],
         "read_first": read_first(record, reference, rows),
         "source": reference.source,
+        "seeds": [s.seed for s in record.seeds],
+        "seeds_rule": reference.seeds.model_dump(),
         "deviations": deviations or [],
     }
