@@ -38,8 +38,8 @@ def evaluated_workspace(tmp_path_factory, family) -> Path:
     (root / "paper").mkdir()
     shutil.copytree(REPO_ROOT / "paper" / "templates", root / "paper" / "templates")
     shutil.copy(REPO_ROOT / "paper" / "reference.yaml", root / "paper" / "reference.yaml")
-    build_evaluation(root / "artifacts" / "smoke" / "evaluation", family, n_easy=4, n_hard=4)
-    write_training_summaries(root / "artifacts" / "smoke" / "train")
+    build_evaluation(root / "artifacts" / "smoke", family, n_easy=4, n_hard=4)
+    write_training_summaries(root / "artifacts" / "smoke")
     return root
 
 
@@ -47,7 +47,7 @@ def evaluated_workspace(tmp_path_factory, family) -> Path:
 def analyzed_workspace(evaluated_workspace) -> Path:
     """`evaluated_workspace` after `analyze` and `report` ran through the CLI, logging into an evaluation parent run.
 
-    The parent run's id is in artifacts/smoke/evaluation/mlflow_parent_run_id.txt, as the
+    The parent run's id is in artifacts/smoke/evaluation/seed-3407/mlflow_parent_run_id.txt, as the
     evaluate stage leaves it; the MLflow store is the workspace's own: sqlite:///<root>/mlflow.db.
     """
     from mlflow import MlflowClient
@@ -60,7 +60,7 @@ def analyzed_workspace(evaluated_workspace) -> Path:
     experiment = client.create_experiment("evaluation", artifact_location=(root / "mlflow-artifacts").as_uri())
     parent = client.create_run(experiment, run_name="evaluate")
     client.set_terminated(parent.info.run_id)
-    (root / "artifacts" / "smoke" / "evaluation" / "mlflow_parent_run_id.txt").write_text(parent.info.run_id + "\n")
+    (root / "artifacts" / "smoke" / "evaluation" / "seed-3407" / "mlflow_parent_run_id.txt").write_text(parent.info.run_id + "\n")
     for stage in ("analyze", "report"):
         proc = run_cli(stage, "--profile", "smoke", cwd=root, env={"MLFLOW_TRACKING_URI": uri})
         assert proc.returncode == 0, proc.stderr

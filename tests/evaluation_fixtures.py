@@ -19,6 +19,8 @@ from runtime_semantics.agent.runner import run_episode
 from runtime_semantics.agent.settings import AgentSettings
 from runtime_semantics.agent.tokens import TokenCounter
 from runtime_semantics.evaluate.results import EpisodeResult, all_cells, write_result
+from runtime_semantics.layout import evaluation_dir as group_dir
+from runtime_semantics.layout import train_dir as seed_train_dir
 from runtime_semantics.policies.base import Policy, PolicyReply, TurnRequest
 from runtime_semantics.policies.scripted import ScriptedTeacher
 from runtime_semantics.runtime import RuntimeLimits
@@ -55,8 +57,12 @@ def policy_for(model: str) -> Policy:
     return ScriptedTeacher("persistent" if model == "trained-persistent" else "stateless")
 
 
-def build_evaluation(evaluation_dir: Path, family: TaskFamily, *, n_easy: int, n_hard: int) -> Path:
-    """Play every cell of the matrix on the first n_easy easy and n_hard hard evaluation tasks."""
+SEED = 3407
+
+
+def build_evaluation(profile_dir: Path, family: TaskFamily, *, n_easy: int, n_hard: int, seed: int = SEED) -> Path:
+    """Play every cell of the matrix on the first n_easy easy and n_hard hard evaluation tasks, laid out as the
+    evaluate stage does: the base model's cells in evaluation/base/, the students' in evaluation/seed-<seed>/."""
     counter = TokenCounter.from_pretrained("builtin:qwen3")
     settings = AgentSettings(max_turns=12)
     limits = RuntimeLimits(wall_timeout_s=10)
@@ -71,18 +77,19 @@ def build_evaluation(evaluation_dir: Path, family: TaskFamily, *, n_easy: int, n
                 task=task, persistent=cell.runtime == "persistent", policy_name=policy.name, seed=task.seed,
                 settings=settings, limits=limits, counter=counter, episode_id=task.task_id,
             )
-            write_result(evaluation_dir, EpisodeResult.from_trace(cell, run_episode(episode, policy)))
-    return evaluation_dir
+            out = group_dir(profile_dir, None if cell.model == "base" else seed)
+            write_result(out, EpisodeResult.from_trace(cell, run_episode(episode, policy)))
+    return Path(profile_dir) / "evaluation"
 
 
-def write_training_summaries(train_dir: Path, steps: int = 6) -> None:
-    """Training summaries in the train stage's contract: a Trainer-style log_history per runtime."""
+def write_training_summaries(profile_dir: Path, steps: int = 6, seed: int = SEED) -> None:
+    """Training summaries in the train stage's contract: a Trainer-style log_history per runtime (train/seed-<seed>/<runtime>/)."""
     for offset, runtime in enumerate(("persistent", "stateless")):
         history: list[dict] = []
         for step in range(1, steps + 1):
             history.append({"step": step, "epoch": step / steps, "loss": round(2.5 / step + 0.1 * offset, 4)})
             if step % 3 == 0:
                 history.append({"step": step, "eval_loss": round(2.7 / step + 0.1 * offset, 4)})
-        folder = train_dir / runtime
+        folder = seed_train_dir(profile_dir, seed, runtime)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "summary.json").write_text(json.dumps({"runtime": runtime, "log_history": history}, indent=1) + "\n")

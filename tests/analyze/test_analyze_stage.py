@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -20,6 +21,7 @@ from runtime_semantics.analyze.figures import (
     steps_distribution,
     tokens_by_condition,
 )
+from runtime_semantics.analyze.episodes import load_seed_groups
 from runtime_semantics.analyze.record import read_record
 from runtime_semantics.analyze.training_logs import read_loss_curves
 from runtime_semantics.errors import UserError
@@ -37,7 +39,9 @@ def analysis_dir(analyzed_workspace: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def episodes(evaluated_workspace: Path):
-    return load_episodes(evaluated_workspace / "artifacts" / "smoke" / "evaluation")
+    [(seed, frame)] = load_seed_groups(evaluated_workspace / "artifacts" / "smoke" / "evaluation")
+    assert seed == 3407
+    return frame
 
 
 def test_episode_table_shows_the_mechanism(episodes):
@@ -129,9 +133,9 @@ def test_missing_training_summaries_leave_out_the_loss_curves(tmp_path):
 
 
 def test_a_malformed_training_summary_names_file_and_key(tmp_path):
-    (tmp_path / "persistent").mkdir()
-    (tmp_path / "persistent" / "summary.json").write_text(json.dumps({"log_history": [{"loss": 1.0}]}))
-    with pytest.raises(UserError, match=r"persistent/summary.json: log_history.0.step: required key is missing"):
+    (tmp_path / "seed-3407" / "persistent").mkdir(parents=True)
+    (tmp_path / "seed-3407" / "persistent" / "summary.json").write_text(json.dumps({"log_history": [{"loss": 1.0}]}))
+    with pytest.raises(UserError, match=r"seed-3407/persistent/summary.json: log_history.0.step: required key is missing"):
         read_loss_curves(tmp_path)
 
 
@@ -141,3 +145,36 @@ def test_no_evaluation_results_is_a_clear_error(tmp_path):
     (tmp_path / "evaluation" / "base.persistent.easy").mkdir(parents=True)
     with pytest.raises(UserError, match=r"no \*\.result\.json files in any cell folder"):
         load_episodes(tmp_path / "evaluation")
+
+
+def test_two_training_seeds_are_analysed_apart_and_pooled_pairs_stay_within_a_seed(evaluated_workspace, tmp_path):
+    """Seed 3408's students lose every hard episode: each seed keeps its own cells and tests, the pooled tests
+    pair (seed, task), the base model's shared cells count their episodes once, and the spread shows the gap."""
+    from runtime_semantics.analyze.settings import AnalyzeParams
+    from runtime_semantics.analyze.stage import run_analysis_stage
+    from runtime_semantics.evaluate.results import iter_results, write_result
+
+    profile = tmp_path / "artifacts" / "smoke"
+    shutil.copytree(evaluated_workspace / "artifacts" / "smoke", profile)
+    for result in iter_results(profile / "evaluation" / "seed-3407"):
+        if result.cell.difficulty == "hard":
+            result = result.model_copy(update={"metrics": result.metrics.model_copy(update={"score": 0.0, "solved": False})})
+        write_result(profile / "evaluation" / "seed-3408", result)
+    shutil.copytree(profile / "train" / "seed-3407", profile / "train" / "seed-3408")
+    params = AnalyzeParams(bootstrap_resamples=200, seed=0, alpha=0.05, equivalence_margin_points=10, min_paired_episodes=2)
+    record = run_analysis_stage(profile="smoke", evaluation_dir=profile / "evaluation", train_dir=profile / "train",
+                                out_dir=profile / "analysis", params=params, precondition_root=profile / "precondition")
+
+    assert [s.seed for s in record.seeds] == [3407, 3408]
+    cells = {c.cell: c for c in record.cells}
+    assert cells["base.persistent.easy"].episodes == 4 and cells["trained-persistent.persistent.easy"].episodes == 8
+    assert all(t.n_pairs == 8 for t in record.paired_tests) and all(t.n_pairs == 4 for s in record.seeds for t in s.paired_tests)
+    hard = next(r for r in record.seed_spread if r.cell == "trained-persistent.persistent.hard")
+    first = next(c for c in record.seeds[0].cells if c.cell == "trained-persistent.persistent.hard").score_pct.value
+    assert hard.seed_means == {"3407": first, "3408": 0.0} and hard.low == 0.0 and hard.high == first > 0
+    assert hard.sd == pytest.approx(first / 2 ** 0.5)
+    easy = next(r for r in record.seed_spread if r.cell == "trained-persistent.persistent.easy")
+    assert easy.sd == 0 and easy.low == easy.high
+    assert {"score_by_seed", "training_loss_curves"} <= set(record.figures) and "seeds" in record.tables
+    seeds_table = (profile / "analysis" / "tables" / "seeds.md").read_text()
+    assert "Seed 3408 score % [95% CI]" in seeds_table and f"| 0.0–{first:.1f} |" in seeds_table

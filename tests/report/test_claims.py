@@ -189,3 +189,44 @@ def test_claim_one_is_checked_on_the_mismatched_cells_too():
     assert paper_like[("1-quality-persistent-trained", "hard")] == paper_like[("1-quality-stateless-trained", "hard")] == "replicated"
     null = verdicts(episodes(40, NULL))  # the stateless-trained model scores 30 points lower in its own runtime than in the other
     assert null[("1-quality-stateless-trained", "hard")] == "not replicated"
+
+
+def _seeded_rows(frames: list[pd.DataFrame]) -> list:
+    """The claims across seeds for one frame per training seed, through the real per-seed and pooled analysis."""
+    from runtime_semantics.analyze.episodes import pooled_episodes
+    from runtime_semantics.analyze.record import SeedAnalysis
+    from runtime_semantics.report.claims import check_claims_across_seeds
+
+    groups = [(3407 + i, frame) for i, frame in enumerate(frames)]
+    seeds = [SeedAnalysis(seed=s, cells=summarize_cells(f, PARAMS), paired_tests=paired_tests(f, PARAMS),
+                          equivalence_tests=equivalence_tests(f, PARAMS)) for s, f in groups]
+    pooled, paired = pooled_episodes(groups, shared_once=True), pooled_episodes(groups, shared_once=False)
+    record = AnalysisRecord(
+        profile="smoke", settings=PARAMS, evaluation_dir="e", results_sha256="0", episodes=len(pooled), policies={}, prompt_styles=["blind"],
+        cells=summarize_cells(pooled, PARAMS), paired_tests=paired_tests(paired, PARAMS), equivalence_tests=equivalence_tests(paired, PARAMS),
+        figures=[], tables=[], training_runtimes=[], seeds=seeds,
+    )
+    return check_claims_across_seeds(REFERENCE, record)
+
+
+def test_a_verdict_across_seeds_needs_every_seed_and_the_pooled_test():
+    """The reference's `seeds` rule: replicated in all seeds and pooled -> replicated; one seed that fails -> inconclusive,
+    saying how many seeds hold; a seed whose cell fails the precondition -> not testable."""
+    rows = {(r.check, r.difficulty): r for r in _seeded_rows([episodes(40, PAPER_LIKE, seed=s) for s in (1, 2, 3)])}
+    mismatch = rows[("2-mismatch", "hard")]
+    assert mismatch.verdict == "replicated" and mismatch.seeds_holding == 3 and mismatch.pooled_verdict == "replicated"
+    assert mismatch.seed_verdicts == {"3407": "replicated", "3408": "replicated", "3409": "replicated"}
+    assert mismatch.reason.startswith("holds in all 3 seeds and pooled") and mismatch.ours.episodes == 120
+
+    one_null = {**PAPER_LIKE, "trained-persistent.stateless": {**PAPER_LIKE["trained-persistent.stateless"], "missing": 0.0}}
+    rows = {(r.check, r.difficulty): r for r in _seeded_rows([episodes(40, PAPER_LIKE, seed=1), episodes(40, PAPER_LIKE, seed=2),
+                                                             episodes(40, one_null, seed=3)])}
+    mismatch = rows[("2-mismatch", "hard")]
+    assert mismatch.seed_verdicts["3409"] == "not replicated" and mismatch.seeds_holding == 2
+    assert mismatch.verdict == "inconclusive" and mismatch.reason.startswith("holds in 2 of 3 seeds; pooled: ")
+
+    blocked = {**PAPER_LIKE, "trained-persistent.stateless": {**PAPER_LIKE["trained-persistent.stateless"], "first_block": 0.5}}
+    rows = {(r.check, r.difficulty): r for r in _seeded_rows([episodes(40, PAPER_LIKE, seed=1), episodes(40, blocked, seed=2)])}
+    mismatch = rows[("2-mismatch", "hard")]
+    assert mismatch.verdict == "not testable" and mismatch.reason.startswith("seed 3408: the first block ran in fewer than 90%")
+    assert rows[("2-aligned", "hard")].verdict == "replicated"  # it reads no cell of the blocked model

@@ -51,7 +51,7 @@ def test_repro_renders_the_report_records_the_data_revision_and_then_is_a_no_op(
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     md5 = next(d["md5"] for d in lock["stages"]["analyze@smoke"]["deps"] if d["path"] == "artifacts/smoke/evaluation")
     assert f"| Data (DVC) | `artifacts/smoke/evaluation`: {md5} (dvc.lock, analyze@smoke) |" in text
-    assert f"| Code (git) | `{commit}` |" in text  # dvc.lock and the report itself do not count as changes
+    assert f"| Code that rendered this report (git) | `{commit}` |" in text  # dvc.lock and the report itself do not count as changes
 
     assert "Running stage" not in run(repo, "dvc", "repro", "--downstream", "analyze@smoke")
     assert "paper/smoke/results.md" in run(repo, "git", "status", "--porcelain", "--untracked-files=all")  # not git-ignored

@@ -32,7 +32,7 @@ def test_every_section_is_filled(report):
     assert "| Profile | `smoke` |" in text
     assert "| Episodes | 4 per cell, 48 in 12 cells |" in text
     assert "persistent-trained: `scripted-teacher-persistent`" in text
-    assert re.search(r"\| Code \(git\) \| `[^`]+` \|", text) and re.search(r"\| Result files \(sha256\) \| `[0-9a-f]{64}` \|", text)
+    assert re.search(r"\| Code that rendered this report \(git\) \| `[^`]+` \|", text) and re.search(r"\| Result files \(sha256\) \| `[0-9a-f]{64}` \|", text)
     assert "None" not in text and "||" not in text.replace("|---|", "")
     claims = [line for line in text.splitlines() if re.match(r"\| [1-4] \| [1-4]-", line)]
     assert len(claims) == 18 and all("**inconclusive**" in line for line in claims)  # 4 episodes per cell: too few
@@ -76,7 +76,7 @@ def test_report_and_figures_are_artifacts_of_the_evaluation_run(analyzed_workspa
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{analyzed_workspace / 'mlflow.db'}")
-    run_id = (analyzed_workspace / "artifacts" / "smoke" / "evaluation" / "mlflow_parent_run_id.txt").read_text().strip()
+    run_id = (analyzed_workspace / "artifacts" / "smoke" / "evaluation" / "seed-3407" / "mlflow_parent_run_id.txt").read_text().strip()
     report = {a.path for a in client.list_artifacts(run_id, "report")}
     assert {"report/results.md", "report/results.tex", "report/figures"} <= report
     assert "report/figures/score_by_condition.png" in {a.path for a in client.list_artifacts(run_id, "report/figures")}

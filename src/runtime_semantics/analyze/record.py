@@ -143,12 +143,12 @@ class AnalysisRecord(_Record):
         "seed's; None when not run"
     )
     seeds: list[SeedAnalysis] = Field(
-        description="per training seed, its own cells and tests; the fields above pool every seed (pairs are (seed, task)), "
+        default_factory=list, description="per training seed, its own cells and tests; the fields above pool every seed (pairs are (seed, task)), "
         "and equal the one seed's when there is one"
     )
-    seed_spread: list[SeedSpread] = Field(description="per cell, the score of each seed and the spread between them")
+    seed_spread: list[SeedSpread] = Field(default_factory=list, description="per cell, the score of each seed and the spread between them")
     evaluation_code: dict[str, str] = Field(
-        description="evaluation folder (base, seed-<S>) -> the git revision of the code that produced its results"
+        default_factory=dict, description="evaluation folder (base, seed-<S>) -> the git revision of the code that produced its results"
     )
 
 
