@@ -33,7 +33,7 @@ def plan(stdout: str) -> list[str]:
 
 def test_help_lists_stage_selection_and_the_ui():
     result = reproduce("--help")
-    for option in ("--from STAGE", "--only STAGE", "ui"):
+    for option in ("--from STAGE", "--only STAGE", "--seeds N|all", "ui"):
         assert option in result.stdout
 
 
@@ -50,19 +50,36 @@ def test_dry_run_names_the_profile_and_runs_each_stage_in_order():
     result = reproduce("--profile", "smoke", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "Profile: smoke (chosen with --profile)" in result.stdout and "smoke: ready" in result.stdout
+    assert "Training seeds: 3407 (of 3407 3408 3409; --seeds all runs every one)" in result.stdout
     assert plan(result.stdout) == [f"dvc repro --single-item {t}" for t in (
-        "tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke", "train@smoke-persistent",
-        "train@smoke-stateless", "precondition@smoke", "evaluate@smoke", "analyze@smoke", "report@smoke")]  # fmt: skip
+        "tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke", "train@smoke-persistent-3407",
+        "train@smoke-stateless-3407", "precondition@smoke-3407", "evaluate-base@smoke", "evaluate@smoke-3407", "analyze@smoke",
+        "report@smoke")]  # fmt: skip
+
+
+def test_seeds_picks_the_first_n_training_seeds_and_the_shared_stages_stay_single():
+    two = reproduce("--profile", "smoke", "--seeds", "2", "--from", "train", "--dry-run")
+    assert two.returncode == 0, two.stderr
+    assert plan(two.stdout) == [f"dvc repro --single-item --force {t}" for t in (
+        "train@smoke-persistent-3407", "train@smoke-stateless-3407", "train@smoke-persistent-3408", "train@smoke-stateless-3408",
+        "precondition@smoke-3407", "precondition@smoke-3408", "evaluate-base@smoke", "evaluate@smoke-3407", "evaluate@smoke-3408",
+        "analyze@smoke", "report@smoke")]  # fmt: skip
+    every = reproduce("--profile", "smoke", "--seeds", "all", "--only", "precondition", "--dry-run")
+    assert plan(every.stdout) == [f"dvc repro --single-item --force precondition@smoke-{s}" for s in (3407, 3408, 3409)]
+    for bad, message in (("0", "expected a positive number or 'all', got '0'"), ("4", "training_seeds has 3 (3407 3408 3409)")):
+        result = reproduce("--profile", "smoke", "--seeds", bad, "--dry-run")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
 def test_only_runs_one_stage_and_from_runs_it_and_everything_after_both_forced():
     only = reproduce("--profile", "smoke", "--only", "train", "--dry-run")
     assert only.returncode == 0, only.stderr
-    assert plan(only.stdout) == ["dvc repro --single-item --force train@smoke-persistent",
-                                 "dvc repro --single-item --force train@smoke-stateless"]  # fmt: skip
+    assert plan(only.stdout) == ["dvc repro --single-item --force train@smoke-persistent-3407",
+                                 "dvc repro --single-item --force train@smoke-stateless-3407"]  # fmt: skip
     start = reproduce("--profile=smoke", "--from=evaluate", "--dry-run")
     assert start.returncode == 0, start.stderr
-    assert plan(start.stdout) == [f"dvc repro --single-item --force {t}" for t in ("evaluate@smoke", "analyze@smoke", "report@smoke")]
+    assert plan(start.stdout) == [f"dvc repro --single-item --force {t}"
+                                  for t in ("evaluate-base@smoke", "evaluate@smoke-3407", "analyze@smoke", "report@smoke")]
 
 
 def test_without_a_gpu_the_profile_is_mini_and_the_reason_is_printed():

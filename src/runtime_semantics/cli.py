@@ -526,6 +526,25 @@ def report(
         print(path)
 
 
+@app.command("readme")
+def readme(
+    profile: ProfileOption = "mini",
+    paper: PaperOption = Path("paper"),
+    readme_path: Annotated[Path, typer.Option("--readme", help="The README whose claims table is rewritten.")] = Path("README.md"),
+) -> None:
+    """Rewrite the README's claims table from the committed report's metrics (paper/<profile>/metrics.json).
+
+    Run it after the report stage of the profile the README summarises (mini); a test fails
+    while the README and the metrics disagree."""
+    from .report.readme import update_readme
+    from .report.reference import load_reference
+    from .report.stage import report_dir
+
+    with _user_errors():
+        changed = update_readme(readme_path, report_dir(paper, profile) / "metrics.json", load_reference(paper / "reference.yaml"), profile)
+    print(f"{readme_path}: claims table {'rewritten' if changed else 'already current'} from {report_dir(paper, profile) / 'metrics.json'}")
+
+
 @app.command("preflight")
 def preflight(
     profile: ProfileOption = "paper",

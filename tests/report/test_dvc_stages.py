@@ -4,6 +4,7 @@ DVC-recorded data, a second repro runs nothing, and the rendered report stays in
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -52,6 +53,15 @@ def test_repro_renders_the_report_records_the_data_revision_and_then_is_a_no_op(
     md5 = next(d["md5"] for d in lock["stages"]["analyze@smoke"]["deps"] if d["path"] == "artifacts/smoke/evaluation")
     assert f"| Data (DVC) | `artifacts/smoke/evaluation`: {md5} (dvc.lock, analyze@smoke) |" in text
     assert f"| Code that rendered this report (git) | `{commit}` |" in text  # dvc.lock and the report itself do not count as changes
+
+    shown = json.loads(run(repo, "dvc", "metrics", "show", "--json"))  # what `dvc exp show` lists as the workspace's metrics
+    metrics = next(iter(shown.values()))["data"]["paper/smoke/metrics.json"]["data"]
+    record = json.loads((repo / "artifacts" / "smoke" / "analysis" / "analysis.json").read_text())
+    mismatched = next(c for c in record["cells"] if c["cell"] == "trained-persistent.stateless.hard")
+    assert metrics["hard"]["trained-persistent.stateless"]["score_pct"] == round(mismatched["score_pct"]["value"], 2)
+    assert metrics["hard"]["trained-persistent.stateless"]["missing_variable_pct"] == 100.0
+    assert metrics["claims"]["2-mismatch"]["hard"]["verdict"] == "inconclusive"  # 4 episodes per cell: too few for a verdict
+    assert "paper/smoke/plots/cells.csv" in run(repo, "dvc", "plots", "show", "--json")
 
     assert "Running stage" not in run(repo, "dvc", "repro", "--downstream", "analyze@smoke")
     assert "paper/smoke/results.md" in run(repo, "git", "status", "--porcelain", "--untracked-files=all")  # not git-ignored

@@ -116,12 +116,14 @@ def _paper_vs_ours(reference: Reference, record: AnalysisRecord) -> list[dict[st
 
 
 def build_context(
-    *, record: AnalysisRecord, reference: Reference, tables_dir: Path, git: str, dvc: str, deviations: list[dict[str, str]] | None = None
+    *, record: AnalysisRecord, reference: Reference, tables_dir: Path, git: str, dvc: str, deviations: list[dict[str, str]] | None = None,
+    rows: list[ClaimRow] | None = None,
 ) -> dict[str, Any]:
-    """The template context; figure and table paths are relative to the rendered report."""
+    """The template context; figure and table paths are relative to the rendered report. `rows`: the claims
+    check, when the caller has it already (check_claims_across_seeds)."""
     comparisons = {c.id: {"id": c.id, "a": c.a, "b": c.b, "question": c.question} for c in COMPARISONS}
     tests = {metric: [t.model_dump() for t in record.paired_tests if t.metric == metric] for metric in TESTED_METRICS}
-    rows = check_claims_across_seeds(reference, record)
+    rows = check_claims_across_seeds(reference, record) if rows is None else rows
     return {
         "profile": record.profile,
         "provenance": {

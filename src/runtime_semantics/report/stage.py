@@ -1,4 +1,5 @@
-"""The `report` pipeline stage: analysis outputs + paper/reference.yaml -> results.md, results.tex, figures/.
+"""The `report` pipeline stage: analysis outputs + paper/reference.yaml -> results.md, results.tex, figures/,
+and the DVC metrics and plots data (metrics.json, plots/; report/metrics.py).
 
 Where it writes: the `paper` profile (the replication itself) renders into paper/; every
 other profile into paper/<profile>/, so two profiles' reports never mix. Both documents are
@@ -16,8 +17,10 @@ from ..analyze.record import read_record
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..params import PROFILES, load_params_file
+from .claims import check_claims_across_seeds
 from .context import build_context
 from .deviations import deviations
+from .metrics import METRICS_FILE, PLOTS_DIR, write_metrics
 from .provenance import dvc_revision, git_revision
 from .reference import load_reference
 from .render import render
@@ -68,12 +71,14 @@ def run_report_stage(*, root: Path, profile: str, analysis_dir: Path, paper_dir:
         raise UserError(f"{Path(analysis_dir) / 'analysis.json'}: profile: made for {record.profile!r}, not {profile!r}")
     reference = load_reference(Path(paper_dir) / REFERENCE_FILE)
     out_dir = report_dir(paper_dir, profile)
-    outputs = {name: out_dir / name for name in DOCUMENTS} | {FIGURES_DIR: out_dir / FIGURES_DIR}
+    outputs = {name: out_dir / name for name in DOCUMENTS} | {FIGURES_DIR: out_dir / FIGURES_DIR, METRICS_FILE: out_dir / METRICS_FILE,
+                                                              PLOTS_DIR: out_dir / PLOTS_DIR}
     excluded = [rel for rel in (_relative_to(path, root) for path in outputs.values()) if rel is not None]
     params_file = Path(root) / "params.yaml"
     differences = deviations(load_params_file(params_file), profile) if params_file.exists() and profile in PROFILES else []
+    rows = check_claims_across_seeds(reference, record)
     context = build_context(
-        record=record, reference=reference, tables_dir=Path(analysis_dir) / "tables",
+        record=record, reference=reference, tables_dir=Path(analysis_dir) / "tables", rows=rows,
         git=git_revision(root, exclude=excluded), dvc=dvc_revision(root, _data_path(record.evaluation_dir, root)),
         deviations=differences,
     )
@@ -81,4 +86,5 @@ def run_report_stage(*, root: Path, profile: str, analysis_dir: Path, paper_dir:
     _replace_figures(Path(analysis_dir) / FIGURES_DIR, outputs[FIGURES_DIR])
     for name, text in documents.items():
         atomic_write_text(outputs[name], text)
+    write_metrics(out_dir, record, rows)
     return outputs
