@@ -17,8 +17,9 @@ from helpers import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(1200)  # the fixture's first repro counts against the first test
 
-SMOKE_STAGES = ("tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke", "train@smoke-persistent",
-                "train@smoke-stateless", "evaluate@smoke", "analyze@smoke", "report@smoke")  # fmt: skip
+SMOKE_STAGES = ("tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke", "train@smoke-persistent-3407",
+                "train@smoke-stateless-3407", "precondition@smoke-3407", "evaluate-base@smoke", "evaluate@smoke-3407", "analyze@smoke",
+                "report@smoke")  # fmt: skip
 
 
 def repro(repo: Path) -> str:
@@ -69,6 +70,10 @@ def reproduced(tmp_path_factory) -> Path:
     shutil.copy(REPO_ROOT / "paper" / "reference.yaml", repo / "paper" / "reference.yaml")
     edit_params(repo, "tasks", "train", "n", value=4)
     edit_params(repo, "evaluate", "episodes_per_cell", value=1)
+    edit_params(repo, "precondition", "episodes_per_cell", value=1)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["training_seeds"] = [3407]  # one seed: `dvc repro report@smoke` runs every seed's stages
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     assert rerun_stages(repro(repo)) == set(SMOKE_STAGES)
     return repo
@@ -91,8 +96,8 @@ def test_an_analysis_setting_reruns_only_analyze_and_report(reproduced):
 def test_the_lora_rank_reruns_training_and_everything_after_it_but_not_tasks_traces_or_base(reproduced):
     repo = settled(reproduced)
     edit_params(repo, "train", "lora", "r", value=4)
-    assert rerun_stages(repro(repo)) == {"train@smoke-persistent", "train@smoke-stateless", "evaluate@smoke",
-                                         "analyze@smoke", "report@smoke"}  # fmt: skip
+    assert rerun_stages(repro(repo)) == {"train@smoke-persistent-3407", "train@smoke-stateless-3407", "precondition@smoke-3407",
+                                         "evaluate@smoke-3407", "analyze@smoke", "report@smoke"}  # fmt: skip
     for runtime in ("persistent", "stateless"):
-        config = json.loads((repo / f"artifacts/smoke/train/{runtime}/adapter/adapter_config.json").read_text())
+        config = json.loads((repo / f"artifacts/smoke/train/seed-3407/{runtime}/adapter/adapter_config.json").read_text())
         assert config["r"] == 4

@@ -150,7 +150,7 @@ def test_every_reuse_is_a_merge_that_shares_no_mapping():
     assert not shared_mappings, f"write these mappings in the merging section itself: {shared_mappings}"
 
 
-@pytest.mark.parametrize("override", ["mini.analyze.seed=7", "smoke.train.seed=7", "paper.student.tokenizer=x", "mini.tasks.eval_hard.seed=7"])
+@pytest.mark.parametrize("override", ["mini.analyze.seed=7", "smoke.train.epochs=7", "paper.student.tokenizer=x", "mini.tasks.eval_hard.seed=7"])
 def test_a_dvc_set_param_changes_only_the_key_it_names(tmp_path, override):
     hydra = pytest.importorskip("dvc.utils.hydra")  # what `dvc exp run -S` runs on params.yaml
     path = tmp_path / "params.yaml"

@@ -27,8 +27,10 @@ REPRO_ONE = ".venv/bin/dvc repro --single-item tasks@mini"
 REPRO_BARE = ".venv/bin/dvc repro"
 EXP_RUN = ".venv/bin/dvc exp run -S 'mini.train.lora.r=16' report@mini"
 EXP_SHOW = ".venv/bin/dvc exp show --only-changed"
-MINI_STAGES = ["tasks@mini", "traces@mini-persistent", "traces@mini-stateless", "base@mini", "train@mini-persistent",
-               "train@mini-stateless", "precondition@mini", "evaluate@mini", "analyze@mini", "report@mini"]  # fmt: skip
+SEEDS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["training_seeds"]
+MINI_STAGES = ["tasks@mini", "traces@mini-persistent", "traces@mini-stateless", "base@mini", "evaluate-base@mini", "analyze@mini",
+               "report@mini"] + [f"{stage}-{seed}" for seed in SEEDS for stage in (
+                   "train@mini-persistent", "train@mini-stateless", "precondition@mini", "evaluate@mini")]  # fmt: skip
 
 
 def test_the_commands_are_the_readmes():
@@ -102,11 +104,13 @@ def test_one_stage_runs_with_the_projects_environment_from_a_plain_shell(clone, 
 def test_a_stage_and_everything_it_needs(clone, tmp_path):
     """`dvc repro report@mini` would run the whole mini pipeline (45 min): --dry plans it, with empty
     stand-ins for the upstream outputs (a dry run cannot follow outputs it does not create)."""
-    for path in ("tasks", "traces/persistent", "traces/stateless", "base", "train/persistent/adapter",
-                 "train/stateless/adapter", "precondition", "evaluation", "analysis"):  # fmt: skip
+    for path in ("tasks", "traces/persistent", "traces/stateless", "base", "evaluation/base", "analysis",
+                 *(f"{kind}/seed-{seed}" for seed in SEEDS for kind in ("precondition", "evaluation"))):  # fmt: skip
         (clone / "artifacts/mini" / path).mkdir(parents=True, exist_ok=True)
-    for runtime in ("persistent", "stateless"):
-        (clone / f"artifacts/mini/train/{runtime}/summary.json").write_text("{}")
+    for seed in SEEDS:
+        for runtime in ("persistent", "stateless"):
+            (clone / f"artifacts/mini/train/seed-{seed}/{runtime}/adapter").mkdir(parents=True)
+            (clone / f"artifacts/mini/train/seed-{seed}/{runtime}/summary.json").write_text("{}")
     out = ok(sh(clone, REPRO_REPORT.replace("repro", "repro --dry"), tmp_path))
     assert sorted(ran(out)) == sorted(MINI_STAGES) and ran(out)[-1] == "report@mini", out  # mini only, report last
     assert out.count("> scripts/run-stage ") == len(MINI_STAGES) and "python -m" not in out

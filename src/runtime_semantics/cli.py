@@ -268,6 +268,9 @@ def train_run(
     with _user_errors():
         _check_runtime(runtime)
         settings = load_settings(profile, params)
+        if "seed" in settings.sections.train.model_fields_set:
+            raise UserError(f"{params}: {profile}.train.seed: the training seed comes from the top-level training_seeds "
+                            "(one DVC stage per seed); remove it here")
         seed = _training_seed(settings, seed, params)
         train = settings.sections.train.model_copy(update={"seed": seed})
         run_params = {"runtime": runtime, "base": settings.sections.base.model or "tiny"} | {

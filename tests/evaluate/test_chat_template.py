@@ -74,7 +74,7 @@ def _inputs(base: Path, engine: str) -> EvaluationInputs:
     sections = load_settings("paper", REPO_ROOT / "params.yaml").sections
     return EvaluationInputs(profile_dir=base.parent / "profile", params=sections.evaluate.model_copy(update={"engine": engine}),
                             agent=sections.agent, limits=sections.runtime, base=BaseParams(kind="hub", model=str(base)),
-                            tokenizer="builtin:qwen3")
+                            tokenizer="builtin:qwen3", seed=None, out_dir=base.parent / "profile" / "evaluation" / "base")
 
 
 def _request(k: int) -> TurnRequest:

@@ -18,7 +18,7 @@ from helpers import REPO_ROOT, TINY_BASE, run_cli
 from runtime_semantics.evaluate.results import Cell, iter_results, read_result
 from runtime_semantics.tasks import iter_set, write_tasks
 
-CELLS = ["base.persistent.easy", "trained-stateless.stateless.hard"]
+CELLS = ["trained-persistent.persistent.easy", "trained-stateless.stateless.hard"]  # one training seed's group (the default, 3407)
 
 
 def _save_random_adapter(base_dir, out_dir, seed):
@@ -50,7 +50,7 @@ def workspace(tmp_path_factory, family, tiny_base):
         write_tasks(profile / "tasks" / f"eval_{difficulty}.jsonl",
                     iter_set(settings, split=f"eval_{difficulty}", difficulty=difficulty, base_seed=11, n=3))
     for seed, runtime in enumerate(("persistent", "stateless")):
-        _save_random_adapter(profile / "base", profile / "train" / runtime / "adapter", seed)
+        _save_random_adapter(profile / "base", profile / "train" / "seed-3407" / runtime / "adapter", seed)
     return root
 
 
@@ -70,7 +70,7 @@ def _env(root):
 
 def _contents(root):
     """Every result without wall-clock fields: what must not change when a run is resumed."""
-    results = list(iter_results(root / "artifacts" / "smoke" / "evaluation"))
+    results = list(iter_results(root / "artifacts" / "smoke" / "evaluation" / "seed-3407"))
     return {(r.cell.id, r.trace.episode_id): (r.trace.content_dump(), r.metrics.model_dump(exclude={"duration_s"})) for r in results}
 
 
@@ -85,13 +85,14 @@ def uninterrupted(workspace):
 def test_cells_write_one_result_per_episode_and_a_parent_run_with_a_child_per_cell(uninterrupted):
     import mlflow
 
-    evaluation = uninterrupted / "artifacts" / "smoke" / "evaluation"
+    evaluation = uninterrupted / "artifacts" / "smoke" / "evaluation" / "seed-3407"
     results = list(iter_results(evaluation))
     assert sorted({r.cell.id for r in results}) == sorted(CELLS) and len(results) == 6
     by_cell = {c: [r.trace.task_id for r in results if r.cell.id == c] for c in CELLS}
     assert [t.split("-")[-1] for t in by_cell[CELLS[0]]] == ["0000", "0001", "0002"]
     assert all(r.trace.runtime == r.cell.runtime and r.trace.difficulty == r.cell.difficulty for r in results)
-    assert {r.trace.policy.split(":")[0] for r in results} == {"base", "trained-stateless"}
+    assert {r.trace.policy.split(":")[0] for r in results} == {"trained-persistent", "trained-stateless"}
+    assert (evaluation / "code_revision.txt").read_text().strip()  # the code that produced them (unknown outside git)
     summary = json.loads((evaluation / CELLS[1] / "summary.json").read_text())
     assert summary["episodes"] == 3 and summary["model"] == "trained-stateless"
 
@@ -106,7 +107,7 @@ def test_cells_write_one_result_per_episode_and_a_parent_run_with_a_child_per_ce
 
 def test_a_killed_evaluation_resumes_to_the_same_results_as_an_uninterrupted_one(workspace, uninterrupted):
     killed = _copy(workspace, "killed")
-    first_cell = killed / "artifacts" / "smoke" / "evaluation" / CELLS[0]
+    first_cell = killed / "artifacts" / "smoke" / "evaluation" / "seed-3407" / CELLS[0]
     process = subprocess.Popen(_evaluate(*CELLS), cwd=killed, env=_env(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not first_cell.is_dir() or not list(first_cell.glob("*.result.json")):
@@ -114,7 +115,7 @@ def test_a_killed_evaluation_resumes_to_the_same_results_as_an_uninterrupted_one
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    finished = list((killed / "artifacts" / "smoke" / "evaluation").rglob("*.result.json"))
+    finished = list((killed / "artifacts" / "smoke" / "evaluation" / "seed-3407").rglob("*.result.json"))
     assert 1 <= len(finished) < 6, "the kill should land mid-run"
 
     resumed = subprocess.run(_evaluate(*CELLS), cwd=killed, env=_env(killed), capture_output=True, text=True, timeout=600)
@@ -124,7 +125,7 @@ def test_a_killed_evaluation_resumes_to_the_same_results_as_an_uninterrupted_one
 
 def test_a_corrupt_result_file_is_named_and_nothing_finished_is_lost(workspace, uninterrupted):
     root = _copy(uninterrupted, "corrupt")
-    cell = root / "artifacts" / "smoke" / "evaluation" / CELLS[0]
+    cell = root / "artifacts" / "smoke" / "evaluation" / "seed-3407" / CELLS[0]
     bad = sorted(cell.glob("*.result.json"))[1]
     bad.write_text('{"cell": ')
     before = sorted(p.name for p in cell.parent.rglob("*.result.json"))
@@ -139,13 +140,19 @@ def test_unknown_cells_and_missing_adapters_are_clear_errors(workspace):
     unknown = run_cli("evaluate", "--profile", "smoke", "--cell", "trained-persistent.reset.easy", cwd=workspace, env=env)
     assert unknown.returncode == 2 and "trained-persistent.reset.easy" in unknown.stderr and "runtime" in unknown.stderr
     root = _copy(workspace, "no-adapter")
-    shutil.rmtree(root / "artifacts" / "smoke" / "train" / "persistent")
+    shutil.rmtree(root / "artifacts" / "smoke" / "train" / "seed-3407" / "persistent")
     missing = run_cli("evaluate", "--profile", "smoke", "--cell", "trained-persistent.persistent.easy", cwd=root, env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    assert "train/persistent/adapter" in missing.stderr and "train@" in missing.stderr
+    assert "train/seed-3407/persistent/adapter" in missing.stderr and "train@<profile>-persistent-3407" in missing.stderr
+    wrong_group = run_cli("evaluate", "--profile", "smoke", "--cell", "base.persistent.easy", cwd=workspace, env=env)
+    assert wrong_group.returncode == 2 and "--cell base.persistent.easy: not in this group (--seed:" in wrong_group.stderr
+    both = run_cli("evaluate", "--profile", "smoke", "--base", "--seed", "3407", cwd=workspace, env=env)
+    assert both.returncode == 2 and "--base and --seed: give one" in both.stderr
+    unknown_seed = run_cli("evaluate", "--profile", "smoke", "--seed", "1", cwd=workspace, env=env)
+    assert unknown_seed.returncode == 2 and "--seed 1: not in params.yaml's training_seeds" in unknown_seed.stderr
 
 
 def test_a_result_file_round_trips_with_its_cell(uninterrupted):
-    path = next((uninterrupted / "artifacts" / "smoke" / "evaluation" / CELLS[1]).glob("*.result.json"))
+    path = next((uninterrupted / "artifacts" / "smoke" / "evaluation" / "seed-3407" / CELLS[1]).glob("*.result.json"))
     result = read_result(path)
     assert result.cell == Cell.parse(CELLS[1]) and result.metrics.episode_id == result.trace.episode_id

@@ -26,7 +26,7 @@ DDP_TRAIN = TINY_TRAIN | {
 # per-step training loss and final validation loss, 2 processes against 1: the same sequences make each
 # optimizer step; what differs is the order of float reductions and each rank's own LoRA-dropout draws
 LOSS_RTOL = 0.02
-OUT = ("artifacts", "smoke", "train", "persistent")
+OUT = ("artifacts", "smoke", "train", "seed-3407", "persistent")
 
 
 @pytest.fixture(scope="module")

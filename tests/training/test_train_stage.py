@@ -42,7 +42,7 @@ def _env(root):
 def _adapter_tensors(root):
     from safetensors.torch import load_file
 
-    return load_file(str(root / "artifacts" / "smoke" / "train" / "persistent" / "adapter" / "adapter_model.safetensors"))
+    return load_file(str(root / "artifacts" / "smoke" / "train" / "seed-3407" / "persistent" / "adapter" / "adapter_model.safetensors"))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_training_saves_adapter_summary_and_mlflow_curves(uninterrupted):
     import mlflow
 
     root = uninterrupted
-    out = root / "artifacts" / "smoke" / "train" / "persistent"
+    out = root / "artifacts" / "smoke" / "train" / "seed-3407" / "persistent"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["quantization"] == "4-bit nf4" and summary["train_examples"] == 4 and summary["validation_examples"] == 1
     assert summary["tokens_per_second"] > 0 and summary["final_eval_loss"] > 0 and summary["examples_over_max_length"] == 0
@@ -71,7 +71,7 @@ def test_training_saves_adapter_summary_and_mlflow_curves(uninterrupted):
     mlflow.set_tracking_uri(_env(root)["MLFLOW_TRACKING_URI"])
     run = mlflow.search_runs(experiment_names=["runtime-semantics/smoke"], output_format="list")[0]
     losses = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
-    assert len(losses) == summary["optimizer_steps"] and run.data.tags["dvc_stage"] == "train@smoke-persistent"
+    assert len(losses) == summary["optimizer_steps"] and run.data.tags["dvc_stage"] == "train@smoke-persistent-3407"
     assert run.data.tags["git_revision"] and run.data.params["lora.r"] == "4"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "adapter")}
     assert "adapter/adapter_model.safetensors" in artifacts
@@ -80,7 +80,7 @@ def test_training_saves_adapter_summary_and_mlflow_curves(uninterrupted):
 def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(workspace, uninterrupted):
     killed = _copy(workspace, "killed")
 
-    checkpoints = killed / "artifacts" / "smoke" / "train" / "persistent" / "checkpoints"
+    checkpoints = killed / "artifacts" / "smoke" / "train" / "seed-3407" / "persistent" / "checkpoints"
     process = subprocess.Popen(_train_command(), cwd=killed, env=_env(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not (checkpoints / "checkpoint-2" / "trainer_state.json").exists():
@@ -92,9 +92,9 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
 
     resumed = subprocess.run(_train_command(), cwd=killed, env=_env(killed), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    summary = json.loads((killed / "artifacts" / "smoke" / "train" / "persistent" / "summary.json").read_text())
+    summary = json.loads((killed / "artifacts" / "smoke" / "train" / "seed-3407" / "persistent" / "summary.json").read_text())
     assert summary["resumed_from"] in {"checkpoint-2", "checkpoint-3"}
-    reference = json.loads((uninterrupted / "artifacts" / "smoke" / "train" / "persistent" / "summary.json").read_text())
+    reference = json.loads((uninterrupted / "artifacts" / "smoke" / "train" / "seed-3407" / "persistent" / "summary.json").read_text())
     assert summary["optimizer_steps"] == reference["optimizer_steps"]
     assert [h.get("loss") for h in summary["log_history"]] == pytest.approx([h.get("loss") for h in reference["log_history"]])
     expected, actual = _adapter_tensors(uninterrupted), _adapter_tensors(killed)
@@ -140,7 +140,7 @@ def test_full_precision_lora_with_a_trained_lm_head_reaches_the_evaluating_polic
     assert result.returncode == 0, result.stderr[-3000:]
 
     base_dir = root / "artifacts" / "smoke" / "base" / "model"
-    adapter = root / "artifacts" / "smoke" / "train" / "persistent" / "adapter"
+    adapter = root / "artifacts" / "smoke" / "train" / "seed-3407" / "persistent" / "adapter"
     saved = {name: tensor for name, tensor in load_file(str(adapter / "adapter_model.safetensors")).items() if "lm_head" in name}
     assert saved, "the trained lm_head is saved with the adapter"
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
