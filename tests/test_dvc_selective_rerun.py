@@ -15,7 +15,7 @@ import yaml
 
 from helpers import REPO_ROOT
 
-pytestmark = pytest.mark.timeout(1200)  # the fixture's first repro counts against the first test
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # end to end (three dvc repro runs): the slow phase; the first repro counts against the first test
 
 SMOKE_STAGES = ("tasks@smoke", "traces@smoke-persistent", "traces@smoke-stateless", "base@smoke", "train@smoke-persistent-3407",
                 "train@smoke-stateless-3407", "precondition@smoke-3407", "evaluate-base@smoke", "evaluate@smoke-3407", "analyze@smoke",
