@@ -25,6 +25,7 @@ from runtime_semantics.agent.runner import run_rolling
 from runtime_semantics.agent.tokens import TokenCounter
 from runtime_semantics.evaluate.results import Cell
 from runtime_semantics.evaluate.stage import EvaluationInputs, policy_factory
+from runtime_semantics.layout import evaluation_dir
 from runtime_semantics.params import load_settings
 from runtime_semantics.policies.base import Policy, PolicyReply, TurnRequest
 
@@ -66,12 +67,14 @@ def main() -> None:
     parser.add_argument("--model", default="trained-stateless", choices=["base", "trained-persistent", "trained-stateless"])
     parser.add_argument("--episodes", type=int, default=10, help="tasks per cell (four cells)")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=3407, help="the training seed whose students to load (artifacts/mini/train/seed-<S>/)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     args = parser.parse_args()
     sections = load_settings("mini", args.params).sections
     inputs = EvaluationInputs(profile_dir=args.artifacts / "mini", params=sections.evaluate, agent=sections.agent, limits=sections.runtime,
-                              base=sections.base, tokenizer=sections.student.tokenizer)
+                              base=sections.base, tokenizer=sections.student.tokenizer, seed=args.seed,
+                              out_dir=evaluation_dir(args.artifacts / "mini", args.seed))
     if inputs.params.engine != "transformers":
         raise SystemExit(f"{args.params}: mini.evaluate.engine is {inputs.params.engine!r}; this compares the transformers engine's two ways")
     with policy_factory(inputs) as make_policy:
