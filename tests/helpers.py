@@ -27,7 +27,7 @@ TINY_TRAIN = {
     "lora": {"r": 4, "alpha": 8, "dropout": 0.05, "target_modules": ["q_proj", "v_proj", "down_proj"]},
     "max_length": 3500, "packing": True, "micro_batch_size": 1, "gradient_accumulation_steps": 1, "epochs": 1,
     "learning_rate": 0.001, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "weight_decay": 0.01, "validation_fraction": 0.2,
-    "seed": 3407, "gradient_checkpointing": True, "attn_implementation": "sdpa", "logging_steps": 1, "eval_steps": 3,
+    "gradient_checkpointing": True, "attn_implementation": "sdpa", "logging_steps": 1, "eval_steps": 3,  # seed: --seed (3407)
     "save_steps": 1,
 }
 
