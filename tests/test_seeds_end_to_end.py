@@ -38,6 +38,7 @@ def _ran(output: str) -> Counter[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # two seeds of the smoke pipeline, then a third seed's stages: about 5-8 min on 2 cores
 def test_two_seeds_share_what_they_share_and_a_third_reuses_it(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
