@@ -77,6 +77,7 @@ def run_analysis_stage(
     log.info("%d episodes in %d cells, %d training seed(s)", len(episodes), episodes["cell"].nunique(), len(groups))
     cells = summarize_cells(episodes, params) if len(groups) > 1 else seeds[0].cells
     losses = read_loss_curves(train_dir)
+    spread = _spread(seeds)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
@@ -94,11 +95,11 @@ def run_analysis_stage(
             paired_tests=paired_tests(paired_frame, params) if len(groups) > 1 else seeds[0].paired_tests,
             equivalence_tests=equivalence_tests(paired_frame, params) if len(groups) > 1 else seeds[0].equivalence_tests,
             figures=write_figures(staging / "figures", cells, episodes, losses, [(s.seed, s.cells) for s in seeds]),
-            tables=write_tables(staging / "tables", cells, seeds),
+            tables=write_tables(staging / "tables", cells, seeds, spread),
             training_runtimes=sorted(losses["runtime"].unique()),
             precondition=seeds[0].precondition,
             seeds=seeds,
-            seed_spread=_spread(seeds),
+            seed_spread=spread,
             evaluation_code=_evaluation_code(evaluation_dir),
         )
         write_record(staging, record)

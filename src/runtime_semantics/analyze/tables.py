@@ -15,7 +15,7 @@ from pathlib import Path
 from ..agent.metrics import FAILURE_KINDS
 from ..files import atomic_write_text
 from .conditions import condition_label
-from .record import CellSummary, Estimate, SeedAnalysis
+from .record import CellSummary, Estimate, SeedAnalysis, SeedSpread
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -105,31 +105,25 @@ SEEDS_CAPTION = ("Score per training seed: each seed's mean score (% of optimal)
                  "model is trained on no seed: its cells are the same in every column.")
 
 
-def seeds_table(seeds: Sequence[SeedAnalysis]) -> Table:
-    """One column per training seed: the spread that one fine-tuning run hides."""
+def seeds_table(seeds: Sequence[SeedAnalysis], spread: Sequence[SeedSpread]) -> Table:
+    """One column per training seed, then the spread between them (the record's SeedSpread rows)."""
     by_seed = {s.seed: {c.cell: c for c in s.cells} for s in seeds}
-
-    def means(summary: CellSummary) -> list[float]:
-        return [by_seed[s.seed][summary.cell].score_pct.value for s in seeds if summary.cell in by_seed[s.seed]]
-
-    def sd(summary: CellSummary) -> str:
-        values = means(summary)
-        mean = sum(values) / len(values)
-        return f"{(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5:.1f}" if len(values) > 1 else "—"
-
+    by_cell = {row.cell: row for row in spread}
     return Table("seeds", SEEDS_CAPTION, _LEAD + (
         *(Column(f"Seed {s.seed} score % [95% CI]", True,
                  lambda c, seed=s.seed: with_interval(by_seed[seed][c.cell].score_pct) if c.cell in by_seed[seed] else "—")
           for s in seeds),
-        Column("Mean of seeds", True, lambda c: f"{sum(means(c)) / len(means(c)):.1f}"),
-        Column("Min–max", True, lambda c: f"{min(means(c)):.1f}–{max(means(c)):.1f}"),
-        Column("SD", True, sd),
+        Column("Mean of seeds", True, lambda c: f"{by_cell[c.cell].mean:.1f}"),
+        Column("Min–max", True, lambda c: f"{by_cell[c.cell].low:.1f}–{by_cell[c.cell].high:.1f}"),
+        Column("SD", True, lambda c: "—" if by_cell[c.cell].sd is None else f"{by_cell[c.cell].sd:.1f}"),
     ))
 
 
-def write_tables(out_dir: Path, cells: Sequence[CellSummary], seeds: Sequence[SeedAnalysis] = ()) -> list[str]:
+def write_tables(
+    out_dir: Path, cells: Sequence[CellSummary], seeds: Sequence[SeedAnalysis] = (), spread: Sequence[SeedSpread] = ()
+) -> list[str]:
     """Write <name>.md and <name>.tex for every table (the seeds table with more than one seed); returns the names."""
-    tables = [*TABLES, seeds_table(seeds)] if len(seeds) > 1 else list(TABLES)
+    tables = [*TABLES, seeds_table(seeds, spread)] if len(seeds) > 1 else list(TABLES)
     for table in tables:
         atomic_write_text(Path(out_dir) / f"{table.name}.md", markdown_table(table, cells))
         atomic_write_text(Path(out_dir) / f"{table.name}.tex", latex_table(table, cells))
