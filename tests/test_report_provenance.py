@@ -48,15 +48,8 @@ def revisions(text: str) -> dict[str, str]:
     return dict(re.findall(r"([\w.-]+): `([^`]+)`", match.group("revisions")))
 
 
-# The committed mini report predates the per-seed pipeline and records no evaluation revision: it is
-# stale until `./reproduce.sh --profile mini --seeds all` reruns it (issue 34). strict: once rerun and
-# committed, this passes and the mark must go.
-STALE = {"mini": "paper/mini/results.md predates the per-seed pipeline; rerun the mini profile (issue 34)"}
-
-
 @pytest.mark.skipif(_git("rev-parse", "HEAD").returncode != 0, reason="not a git checkout")
-@pytest.mark.parametrize("profile", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=STALE[p])) if p in STALE else p
-                                     for p in _reports()])
+@pytest.mark.parametrize("profile", _reports())
 def test_a_committed_report_was_made_by_the_code_here(profile):
     directory = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["report"]["foreach"][profile]["dir"]
     found = revisions((REPO_ROOT / directory / "results.md").read_text(encoding="utf-8"))

@@ -13,8 +13,6 @@ REFERENCE = load_reference(REPO_ROOT / "paper" / "reference.yaml")
 CHECKS = [check.id for claim in REFERENCE.claims for check in claim.checks]
 
 
-@pytest.mark.xfail(strict=True, reason="paper/mini/metrics.json comes with the mini rerun of the per-seed pipeline (issue 34); "
-                   "then `python -m runtime_semantics readme --profile mini` writes the table and this mark must go")
 def test_the_readme_claims_table_equals_the_committed_mini_metrics():
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     block = current_block(readme, "mini")
