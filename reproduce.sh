@@ -137,8 +137,8 @@ estimate_of() {
   case "$profile/$1" in
     smoke/evaluate) echo "about 30 s (measured: 12 cells x 4 episodes on 2 cores)" ;;
     mini/base) echo "seconds: checks the shipped base (models/mini-base) against its manifest and copies it" ;;
-    mini/train) echo "about 6-22 min per runtime and training seed on 2 cores (measured: docs/timings.md)" ;;
-    mini/evaluate) echo "about 5 min for the base model's 4 cells and 7-9 min per seed's 8 cells on 2 cores (measured: 40 episodes per cell, one pool of 40 per model)" ;;
+    mini/train) echo "about 6-15 min per runtime and training seed on 2 cores (measured: docs/timings.md)" ;;
+    mini/evaluate) echo "about 5-12 min for the base model's 4 cells and 8-10 min per seed's 8 cells on 2 cores (measured: 40 episodes per cell, one pool of 40 per model)" ;;
     paper/traces) echo "hours: 1,000 teacher episodes per runtime through the API (and its costs)" ;;
     paper/train) echo "several hours per runtime on one 24 GB GPU (estimate)" ;;
     paper/evaluate) echo "a few hours with vLLM on one GPU (estimate: 12 cells x 100 episodes)" ;;
