@@ -133,6 +133,7 @@ def test_a_bare_repro_stops_at_the_paper_profile_with_the_preflights_line(clone,
     assert sorted(p.name for p in (clone / "artifacts").iterdir() if p.name != "mlflow") == ["mini", "smoke"]
 
 
+@pytest.mark.slow  # a real `dvc exp run` of the smoke pipeline (about 30 s); CI runs it in its slow phase
 def test_an_experiment_over_a_params_key_reaches_the_stage_and_is_listed(clone, tmp_path):
     # the mechanism, for real on the cheapest stage: the -S value is what the stage generates from
     proc = sh(clone, EXP_RUN.replace("'mini.train.lora.r=16' report@mini", "'smoke.tasks.train.n=3' tasks@smoke"), tmp_path)

@@ -105,6 +105,7 @@ def test_cells_write_one_result_per_episode_and_a_parent_run_with_a_child_per_ce
     assert child.data.params["runtime"] == "stateless" and child.data.metrics["mean_steps"] == summary["mean_steps"]
 
 
+@pytest.mark.slow  # two real evaluations, one killed (about 20 s); CI runs it in its slow phase
 def test_a_killed_evaluation_resumes_to_the_same_results_as_an_uninterrupted_one(workspace, uninterrupted):
     killed = _copy(workspace, "killed")
     first_cell = killed / "artifacts" / "smoke" / "evaluation" / "seed-3407" / CELLS[0]

@@ -89,6 +89,7 @@ def two_processes(workspace):
     return root, result, seconds
 
 
+@pytest.mark.slow  # a 1- and a 2-process training (about 30 s); CI runs it in its slow phase
 def test_two_processes_train_like_one_with_the_same_global_batch(one_process, two_processes):
     import mlflow
 

@@ -77,6 +77,7 @@ def test_training_saves_adapter_summary_and_mlflow_curves(uninterrupted):
     assert "adapter/adapter_model.safetensors" in artifacts
 
 
+@pytest.mark.slow  # two real trainings, one killed (about 20 s); CI runs it in its slow phase
 def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(workspace, uninterrupted):
     killed = _copy(workspace, "killed")
 
